@@ -1,0 +1,1 @@
+"""Robust model selection for Optuna."""
