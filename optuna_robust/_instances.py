@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from typing import NamedTuple
 
 
-class Instance(NamedTuple):
+@dataclasses.dataclass(frozen=True, slots=True)
+class Instance:
     """One independent training of a model.
 
     Attributes:

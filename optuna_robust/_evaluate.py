@@ -1,0 +1,202 @@
+"""evaluate_instances: the body of an objective whose value is a statistic over instances."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Sequence
+import json
+from typing import TYPE_CHECKING
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from optuna_robust._instances import Instance
+from optuna_robust._instances import derive_seed
+from optuna_robust._pruner import RobustPruner
+from optuna_robust._records import check_results
+from optuna_robust._records import make_instance
+from optuna_robust._records import make_record
+from optuna_robust._records import record_key
+from optuna_robust._records import records
+from optuna_robust._stats import statistic_name
+
+if TYPE_CHECKING:
+    from optuna.study import Study
+    from optuna.trial import FrozenTrial
+
+TrainFn = Callable[[list[Instance]], Sequence[object]]
+PAIRINGS = ("data", "none")
+ERROR_KEY = "robust:error"
+
+
+def params_key(params: dict[str, Any]) -> str:
+    """A canonical text form of a model's params: the identity its instance seeds hang on."""
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def resolve_seed(study: Study, seed: int | None) -> int:
+    """``seed``, or one derived from the study name so every worker of a study agrees."""
+    if seed is None:
+        return derive_seed("study", study.study_name)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be None or an integer but got {seed!r}.")
+    return seed
+
+
+def check_pairing(pairing: str) -> None:
+    if pairing not in PAIRINGS:
+        raise ValueError(f"pairing must be 'data' or 'none' but got {pairing!r}.")
+
+
+def reusable_records(
+    trials: Sequence[FrozenTrial], params: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Instance records stored on failed trials of the same model whose run was interrupted.
+
+    A worker that died leaves its trial RUNNING (or FAIL once a heartbeat notices); the
+    instances it stored are reused rather than trained again. Trials that failed because
+    ``train_fn`` raised (marked with an error) are not a source: their model is broken.
+    """
+    reused: dict[str, dict[str, Any]] = {}
+    for trial in trials:
+        if trial.state == TrialState.FAIL and ERROR_KEY not in trial.system_attrs:
+            if trial.params == params:
+                for key, value in trial.user_attrs.items():
+                    if key.startswith("robust:selection:"):
+                        reused.setdefault(key, value)
+    return reused
+
+
+def evaluate_instances(
+    trial: optuna.Trial,
+    train_fn: TrainFn,
+    *,
+    max_instances: int | None = None,
+    pairing: str = "data",
+    seed: int | None = None,
+) -> float:
+    """Train instances of the trial's model rung by rung; return the robustness statistic.
+
+    Call it at the end of an objective, after every param has been suggested. For each rung of
+    the study's :class:`~optuna_robust.RobustPruner` it calls ``train_fn`` once with the batch
+    of :class:`~optuna_robust.Instance` that the rung needs (so a vectorised trainer gets the
+    whole batch), stores one user attribute per instance (loss, seeds and any extras), reports
+    the statistic over all instances so far at ``step`` = the number of instances, and asks the
+    pruner. A pruned trial raises :class:`optuna.TrialPruned` after its instances are stored.
+
+    Example:
+
+        .. code-block:: python
+
+            import optuna
+            import optuna_robust
+
+            study = optuna.create_study(
+                sampler=optuna_robust.RobustSampler({"noise": [0.0, 0.5, 1.0]}, seed=0),
+                pruner=optuna_robust.RobustPruner(statistic="max"),
+            )
+
+
+            def objective(trial):
+                noise = trial.suggest_categorical("noise", [0.0, 0.5, 1.0])
+
+                def train_fn(instances):
+                    return [1.0 + noise * (i.init_seed % 7) / 7 for i in instances]
+
+                return optuna_robust.evaluate_instances(trial, train_fn, max_instances=8)
+
+
+            study.optimize(objective)
+            assert study.best_params == {"noise": 0.0}
+
+    Args:
+        trial:
+            The trial of the objective; its study must use a
+            :class:`~optuna_robust.RobustPruner`.
+        train_fn:
+            ``train_fn(instances) -> results``, one result per instance: a float test loss, or a
+            mapping with ``"loss"`` and extras such as ``"epochs"`` and ``"seconds"``. NaN or
+            infinite losses count as the worst.
+        max_instances:
+            Instances at which the trial completes. Defaults to the pruner's ``max_instances``.
+        pairing:
+            ``"data"``: instance ``k`` of every model trains on the same bootstrap sample
+            (common random numbers, sharper comparisons). ``"none"``: independent samples, as
+            in the paper.
+        seed:
+            Seed from which every instance's ``data_seed`` and ``init_seed`` derive. ``None``
+            derives it from the study name.
+
+    Returns:
+        The statistic over the trial's ``max_instances`` instances.
+
+    Raises:
+        optuna.TrialPruned: The pruner dropped the model.
+        ValueError: The study has no RobustPruner, no ``max_instances`` is known, an argument is
+            out of range, or ``train_fn`` returned the wrong number of results.
+    """
+    study = trial.study
+    pruner = study.pruner
+    if not isinstance(pruner, RobustPruner):
+        raise ValueError(
+            f"evaluate_instances needs a study with a RobustPruner, but study "
+            f"{study.study_name!r} has {type(pruner).__name__}."
+        )
+    cap = pruner.max_instances if max_instances is None else max_instances
+    if cap is None:
+        raise ValueError(
+            "evaluate_instances needs max_instances (the count at which a trial completes): "
+            "pass max_instances=... or set RobustPruner(max_instances=...)."
+        )
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < pruner.min_instances:
+        raise ValueError(
+            f"max_instances must be an integer >= the pruner's min_instances "
+            f"({pruner.min_instances}) but got {cap!r}."
+        )
+    check_pairing(pairing)
+    study_seed = resolve_seed(study, seed)
+    storage = study._storage
+    frozen = storage.get_trial(trial._trial_id)
+    model_key = params_key(frozen.params)
+
+    stored = {f"robust:selection:{r_index:06d}": r for r_index, r in enumerate(records(frozen))}
+    if not stored:
+        failed = storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.FAIL,))
+        for key, record in reusable_records(failed, frozen.params).items():
+            storage.set_trial_user_attr(trial._trial_id, key, record)
+            stored[key] = record
+    losses = [float(stored[k]["loss"]) for k in sorted(stored)]
+
+    rung = 0
+    while True:
+        target = min(pruner.rung_instances(rung), cap)
+        if target > len(losses):
+            instances = [
+                make_instance(
+                    seed=study_seed,
+                    params_key=model_key,
+                    phase="selection",
+                    index=i,
+                    pairing=pairing,
+                )
+                for i in range(len(losses), target)
+            ]
+            results = check_results(train_fn(instances), instances)
+            for instance, result in zip(instances, results):
+                record = make_record(instance, result)
+                storage.set_trial_user_attr(
+                    trial._trial_id, record_key("selection", instance.index), record
+                )
+                losses.append(float(record["loss"]))
+        value = pruner.statistic_value(losses[:target])
+        if target not in frozen.intermediate_values:
+            trial.report(value, target)
+        if target >= cap:
+            return value
+        if trial.should_prune():
+            raise optuna.TrialPruned(
+                f"{statistic_name(pruner.statistic)} loss {value:.6g} over {target} instances "
+                "is not among the best at this rung."
+            )
+        rung += 1

@@ -1,0 +1,224 @@
+"""RobustPruner: successive halving where the resource is the number of trained instances."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import math
+from typing import TYPE_CHECKING
+from typing import Literal
+
+import numpy as np
+import optuna
+
+from optuna_robust._stats import Statistic
+from optuna_robust._stats import StatisticFn
+from optuna_robust._stats import resolve_statistic
+
+if TYPE_CHECKING:
+    from optuna.study import Study
+    from optuna.trial import FrozenTrial
+
+
+def _rung_key(rung: int) -> str:
+    return f"robust:rung_{rung}"
+
+
+class RobustPruner(optuna.pruners.BasePruner):
+    """Prune models whose instance losses say they are not robust.
+
+    A trial is a model; its intermediate value at step ``k`` is a statistic (mean, max, ...) over
+    the test losses of its first ``k`` instances (independent trainings, see
+    :func:`~optuna_robust.evaluate_instances`). Rungs are instance counts: ``min_instances *
+    reduction_factor ** r`` (geometric, the paper's choice: every round costs about the same) or
+    ``min_instances + r`` (linear). At rung 0 an optional baseline gate drops every model whose
+    loss exceeds ``baseline * (1 + baseline_tolerance)``; at every other rung (and at rung 0 when
+    there is no baseline) the worse ``1 - 1/reduction_factor`` share is dropped.
+
+    Used inside :func:`optuna_robust.select`, the decision at a rung is taken once the whole
+    cohort has reached it, as in the paper. Used in a plain :meth:`optuna.study.Study.optimize`
+    (any number of workers), a trial is promoted when it is among the best
+    ``1/reduction_factor`` of the trials that have reached the rung so far (ASHA). NaN or
+    infinite instance losses count as the worst possible and never raise.
+
+    Example:
+
+        .. code-block:: python
+
+            import optuna
+            import optuna_robust
+
+            space = {"width": [8, 16, 32], "lr": [0.001, 0.01]}
+            study = optuna.create_study(
+                sampler=optuna_robust.RobustSampler(space, seed=0),
+                pruner=optuna_robust.RobustPruner(statistic="mean", max_instances=4),
+            )
+
+
+            def objective(trial):
+                width = trial.suggest_categorical("width", space["width"])
+                lr = trial.suggest_categorical("lr", space["lr"])
+                return optuna_robust.evaluate_instances(
+                    trial, lambda instances: [lr * width + 0.01 * i.index for i in instances]
+                )
+
+
+            study.optimize(objective)
+            assert study.best_params == {"width": 8, "lr": 0.001}
+
+    Args:
+        statistic:
+            The robustness statistic over a model's instance losses: ``"mean"``, ``"median"``,
+            ``"max"``, ``"min"``, ``"std"``, ``"iqr"``, ``"quantile:q"``, ``"cvar:q"`` (mean of
+            the worst ``1 - q`` share) or a callable ``numpy array -> float``. Lower is better.
+        reduction_factor:
+            ``eta``: keep the best ``1/eta`` at each rung. An integer ``>= 2``.
+        min_instances:
+            Instances of every model at rung 0.
+        growth:
+            ``"geometric"`` (rungs ``min_instances * eta**r``) or ``"linear"``
+            (``min_instances + r``).
+        max_instances:
+            Stop adding instances at this count. Inside :func:`~optuna_robust.select`, the best
+            ``n_keep`` models at this rung are the winners; in :meth:`~optuna.study.Study.optimize`
+            a trial that reaches it completes. ``None``: no cap (``select`` halves until
+            ``n_keep`` remain; ``evaluate_instances`` then needs its own ``max_instances``).
+        baseline:
+            The loss of a reference model (the paper: the parametric baseline). ``None``
+            disables the gate.
+        baseline_tolerance:
+            The gate lets through losses up to ``baseline * (1 + baseline_tolerance)``.
+        n_keep:
+            How many models :func:`~optuna_robust.select` keeps at the end; halving never keeps
+            fewer.
+
+    Raises:
+        ValueError: An argument is out of range; the message names it.
+    """
+
+    def __init__(
+        self,
+        *,
+        statistic: Statistic = "mean",
+        reduction_factor: int = 2,
+        min_instances: int = 1,
+        growth: Literal["geometric", "linear"] = "geometric",
+        max_instances: int | None = None,
+        baseline: float | None = None,
+        baseline_tolerance: float = 0.2,
+        n_keep: int = 1,
+    ) -> None:
+        self._statistic_fn: StatisticFn = resolve_statistic(statistic)
+        if isinstance(reduction_factor, bool) or not isinstance(reduction_factor, int):
+            raise ValueError(f"reduction_factor must be an integer but got {reduction_factor!r}.")
+        if reduction_factor < 2:
+            raise ValueError(f"reduction_factor must be at least 2 but got {reduction_factor}.")
+        if not isinstance(min_instances, int) or min_instances < 1:
+            raise ValueError(f"min_instances must be an integer >= 1 but got {min_instances!r}.")
+        if growth not in ("geometric", "linear"):
+            raise ValueError(f"growth must be 'geometric' or 'linear' but got {growth!r}.")
+        if max_instances is not None and (
+            not isinstance(max_instances, int) or max_instances < min_instances
+        ):
+            raise ValueError(
+                f"max_instances must be None or an integer >= min_instances ({min_instances}) "
+                f"but got {max_instances!r}."
+            )
+        if baseline is not None and not (math.isfinite(baseline) and baseline > 0):
+            raise ValueError(f"baseline must be a positive finite loss but got {baseline!r}.")
+        if not (math.isfinite(baseline_tolerance) and baseline_tolerance >= 0):
+            raise ValueError(
+                f"baseline_tolerance must be a finite number >= 0 but got {baseline_tolerance!r}."
+            )
+        if not isinstance(n_keep, int) or n_keep < 1:
+            raise ValueError(f"n_keep must be an integer >= 1 but got {n_keep!r}.")
+        self.statistic = statistic
+        self.reduction_factor = reduction_factor
+        self.min_instances = min_instances
+        self.growth = growth
+        self.max_instances = max_instances
+        self.baseline = baseline
+        self.baseline_tolerance = baseline_tolerance
+        self.n_keep = n_keep
+
+    def rung_instances(self, rung: int) -> int:
+        """The number of instances a model has at ``rung`` (capped at ``max_instances``)."""
+        if rung < 0:
+            raise ValueError(f"rung must be >= 0 but got {rung}.")
+        if self.growth == "geometric":
+            count = self.min_instances * self.reduction_factor**rung
+        else:
+            count = self.min_instances + rung
+        return count if self.max_instances is None else min(count, self.max_instances)
+
+    def rung_of(self, n_instances: int) -> int | None:
+        """The rung whose instance count is exactly ``n_instances``, or ``None``."""
+        rung = 0
+        while (count := self.rung_instances(rung)) < n_instances:
+            if count == self.max_instances:
+                return None
+            rung += 1
+        return rung if count == n_instances else None
+
+    def is_last_rung(self, rung: int) -> bool:
+        """Whether no rung with more instances follows ``rung``."""
+        return self.max_instances is not None and self.rung_instances(rung) >= self.max_instances
+
+    @property
+    def gate_limit(self) -> float | None:
+        """The largest rung-0 loss the baseline gate lets through, or ``None`` without a gate."""
+        if self.baseline is None:
+            return None
+        return self.baseline * (1.0 + self.baseline_tolerance)
+
+    def statistic_value(self, losses: Sequence[float] | np.ndarray) -> float:
+        """The robustness statistic over ``losses``, with NaN and ``inf`` as the worst."""
+        from optuna_robust._stats import robust_value
+
+        return robust_value(self._statistic_fn, np.asarray(losses, dtype=float))
+
+    def survivors(self, rung: int, values: Sequence[float]) -> np.ndarray:
+        """Decide a whole cohort at ``rung`` at once, as :func:`~optuna_robust.select` does.
+
+        Args:
+            rung:
+                The rung every model of the cohort has just reached.
+            values:
+                Each model's statistic at that rung, in a fixed order (ties keep that order).
+
+        Returns:
+            The indices into ``values`` of the models that go on, best first.
+        """
+        array = np.nan_to_num(np.asarray(values, dtype=float), nan=math.inf)
+        order = np.argsort(array, kind="stable")
+        if rung == 0 and self.gate_limit is not None:
+            return order[array[order] <= self.gate_limit]
+        if self.is_last_rung(rung):
+            return order[: self.n_keep]
+        n_survivors = max(len(order) // self.reduction_factor, self.n_keep)
+        return order[:n_survivors]
+
+    def prune(self, study: Study, trial: FrozenTrial) -> bool:
+        """The asynchronous (ASHA) decision for one trial at its latest reported step."""
+        step = trial.last_step
+        if step is None:
+            return False
+        rung = self.rung_of(step)
+        if rung is None or self.is_last_rung(rung):
+            return False
+        value = trial.intermediate_values[step]
+        value = math.inf if math.isnan(value) else value
+        gate = self.gate_limit
+        if rung == 0 and gate is not None:
+            return value > gate
+        study._storage.set_trial_system_attr(trial._trial_id, _rung_key(rung), value)
+        key = _rung_key(rung)
+        competing = [
+            t.system_attrs[key]
+            for t in study.get_trials(deepcopy=False)
+            if key in t.system_attrs and t.number != trial.number
+        ]
+        competing.append(value)
+        competing.sort()
+        # Like Optuna's ASHA: the first eta - 1 trials at a rung go on when they are the best.
+        promotable_index = max(len(competing) // self.reduction_factor - 1, 0)
+        return value > competing[promotable_index]

@@ -1,0 +1,294 @@
+"""RobustSampler: hand out every candidate of a finite set exactly once, across workers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+import contextlib
+import hashlib
+import itertools
+import json
+import logging
+import threading
+from typing import TYPE_CHECKING
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState
+
+if TYPE_CHECKING:
+    from optuna.distributions import BaseDistribution
+    from optuna.study import Study
+    from optuna.trial import FrozenTrial
+    from optuna.trial import Trial
+
+_logger = logging.getLogger(__name__)
+
+CANDIDATE_KEY = "robust:candidate"
+_FINGERPRINT_KEY = "robust:candidates_fingerprint"
+_CHOICE_TYPES = (bool, int, float, str, type(None))
+_EXHAUSTED = "Every candidate of the RobustSampler has been handed out; nothing left to try."
+_LIVE_STATES = (TrialState.RUNNING, TrialState.WAITING, TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def candidate_index(trial: FrozenTrial) -> int | None:
+    """The index of the candidate handed to ``trial``, or ``None`` if it got none."""
+    index = trial.system_attrs.get(CANDIDATE_KEY)
+    return None if index is None else int(index)
+
+
+class RobustSampler(optuna.samplers.BaseSampler):
+    """Hand out each candidate of a finite set exactly once, in a seeded shuffled order.
+
+    A candidate is one model configuration. The set is either the Cartesian product of a
+    ``{name: [choices]}`` search space or an explicit list of candidate dicts, which allows
+    conditional spaces (say, the number of fully connected layers decides how many width
+    parameters a candidate has). Params are stored with categorical distributions, so
+    optuna-dashboard and :meth:`~optuna.study.Study.trials_dataframe` show them.
+
+    Trial ``n`` of the study gets the ``n``-th candidate of the shuffled order, so parallel
+    workers on one storage never get the same candidate while all of them are alive. After the
+    whole order has been handed out, further trials get candidates whose every trial has
+    failed (for instance because its worker died and Optuna's heartbeat marked it failed); such
+    a candidate may be handed out again, and in a rare race, to two workers at once. When no
+    candidate is left, the worker's :meth:`~optuna.study.Study.optimize` loop stops; a trial
+    that a worker asked for after that is pruned with no params.
+
+    In the objective, suggest each param with the choices of :attr:`search_space`, or call
+    :meth:`suggest`, which suggests exactly the candidate's params.
+
+    Example:
+
+        .. code-block:: python
+
+            import optuna
+            import optuna_robust
+
+            sampler = optuna_robust.RobustSampler({"lr": [0.01, 0.1], "width": [8, 16]}, seed=1)
+            study = optuna.create_study(sampler=sampler)
+            study.optimize(lambda trial: sum(sampler.suggest(trial).values()))
+            assert len(study.trials) == 4  # every candidate exactly once
+
+    Args:
+        search_space:
+            ``{name: [choices]}``; every combination is a candidate. Choices must be ``None``,
+            ``bool``, ``int``, ``float`` or ``str``.
+        candidates:
+            An explicit list of candidate dicts, instead of ``search_space``.
+        seed:
+            Seed of the shuffled order. ``None`` derives it from the study name, so that every
+            worker of a study agrees on the order.
+
+    Raises:
+        ValueError: Both or neither of ``search_space`` and ``candidates`` are given, the set is
+            empty, a candidate appears twice, or a choice has an unsupported type.
+    """
+
+    def __init__(
+        self,
+        search_space: Mapping[str, Sequence[Any]] | None = None,
+        *,
+        candidates: Sequence[Mapping[str, Any]] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if (search_space is None) == (candidates is None):
+            raise ValueError("Give exactly one of search_space and candidates.")
+        if search_space is not None:
+            candidates = _product(search_space)
+        assert candidates is not None
+        self._candidates: list[dict[str, Any]] = _validated(candidates)
+        self._seed = seed
+        self._orders: dict[str, np.ndarray] = {}
+        self._assign = threading.local()
+        self._checked_studies: set[str] = set()
+        space: dict[str, list[Any]] = {}
+        for candidate in self._candidates:
+            for name, value in candidate.items():
+                choices = space.setdefault(name, [])
+                if value not in choices:
+                    choices.append(value)
+        self._space = {name: tuple(choices) for name, choices in space.items()}
+        self._fingerprint = hashlib.blake2b(
+            json.dumps(self._candidates, sort_keys=True).encode(), digest_size=8
+        ).hexdigest()
+
+    @property
+    def candidates(self) -> list[dict[str, Any]]:
+        """Every candidate, in the order given (or of the Cartesian product)."""
+        return [dict(candidate) for candidate in self._candidates]
+
+    @property
+    def search_space(self) -> dict[str, tuple[Any, ...]]:
+        """Each param's choices, over all candidates: the categorical distributions stored."""
+        return dict(self._space)
+
+    def distributions(self, index: int) -> dict[str, CategoricalDistribution]:
+        """The categorical distributions of the params of candidate ``index``."""
+        candidate = self._candidates[index]
+        return {name: CategoricalDistribution(self._space[name]) for name in candidate}
+
+    def suggest(self, trial: Trial) -> dict[str, Any]:
+        """Suggest exactly the params of the candidate handed to ``trial``; return them."""
+        index = candidate_index(trial.study._storage.get_trial(trial._trial_id))
+        if index is None:
+            raise optuna.TrialPruned(_EXHAUSTED)
+        return {
+            name: trial.suggest_categorical(name, list(dist.choices))
+            for name, dist in self.distributions(index).items()
+        }
+
+    def order(self, study: Study) -> np.ndarray:
+        """Candidate indices in the order this sampler hands them out for ``study``."""
+        if study.study_name not in self._orders:
+            seed = self._seed
+            if seed is None:
+                seed = int.from_bytes(hashlib.sha256(study.study_name.encode()).digest()[:8])
+            rng = np.random.default_rng(seed)
+            self._orders[study.study_name] = rng.permutation(len(self._candidates))
+        return self._orders[study.study_name]
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return {}
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return {}
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._check_fingerprint(study)
+        forced = getattr(self._assign, "index", None)
+        index = forced if forced is not None else self._next_candidate(study, trial.number)
+        if index is None:
+            _stop_optimize(study)
+            return
+        study._storage.set_trial_system_attr(trial._trial_id, CANDIDATE_KEY, int(index))
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        index = candidate_index(trial)
+        if index is None:
+            raise optuna.TrialPruned(_EXHAUSTED)
+        candidate = self._candidates[index]
+        if param_name not in candidate:
+            raise ValueError(
+                f"Param {param_name!r} is not part of candidate {candidate}; suggest only the "
+                f"candidate's params (RobustSampler.suggest does that)."
+            )
+        value = candidate[param_name]
+        if not param_distribution._contains(param_distribution.to_internal_repr(value)):
+            raise ValueError(
+                f"Param {param_name!r} was suggested with {param_distribution}, which does not "
+                f"contain the candidate's value {value!r}; use the choices of "
+                f"RobustSampler.search_space[{param_name!r}]."
+            )
+        return value
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        if trial.number + 1 >= len(self._candidates) and not self._orphans(study):
+            _stop_optimize(study)
+
+    def _next_candidate(self, study: Study, number: int) -> int | None:
+        order = self.order(study)
+        if number < len(order):
+            return int(order[number])
+        orphans = self._orphans(study)
+        return orphans[0] if orphans else None
+
+    def _orphans(self, study: Study) -> list[int]:
+        """Candidates, in hand-out order, that no live trial holds (all their trials failed)."""
+        trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
+        held = {candidate_index(t) for t in trials if t.state in _LIVE_STATES}
+        if len(trials) < len(self._candidates):
+            held.update(int(i) for i in self.order(study)[len(trials) :])  # not handed out yet
+        return [int(i) for i in self.order(study) if int(i) not in held]
+
+    @contextlib.contextmanager
+    def _assigned(self, index: int) -> Iterator[None]:
+        """Within this block, trials asked in this thread get candidate ``index`` (for select)."""
+        self._assign.index = index
+        try:
+            yield
+        finally:
+            self._assign.index = None
+
+    def _check_fingerprint(self, study: Study) -> None:
+        if study.study_name in self._checked_studies:
+            return
+        self._checked_studies.add(study.study_name)
+        stored = study._storage.get_study_system_attrs(study._study_id).get(_FINGERPRINT_KEY)
+        if stored is None:
+            study._storage.set_study_system_attr(
+                study._study_id, _FINGERPRINT_KEY, self._fingerprint
+            )
+        elif stored != self._fingerprint:
+            raise ValueError(
+                f"Study {study.study_name!r} was started with a different candidate set "
+                f"(fingerprint {stored}, this sampler's {self._fingerprint}); give every worker "
+                "the same candidates, or use a new study."
+            )
+
+
+def _stop_optimize(study: Study) -> None:
+    if study._thread_local.in_optimize_loop:
+        study.stop()
+
+
+def _product(search_space: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    if not isinstance(search_space, Mapping):
+        raise ValueError(
+            f"search_space must be a mapping of name -> choices but got {search_space!r}."
+        )
+    for name, choices in search_space.items():
+        if isinstance(choices, str | bytes) or not isinstance(choices, Sequence) or not choices:
+            raise ValueError(
+                f"search_space[{name!r}] must be a non-empty list of choices but got {choices!r}."
+            )
+    names = list(search_space)
+    return [dict(zip(names, values)) for values in itertools.product(*search_space.values())]
+
+
+def _validated(candidates: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    if isinstance(candidates, Mapping) or not isinstance(candidates, Sequence):
+        kind = type(candidates).__name__
+        raise ValueError(f"candidates must be a list of dicts but got a {kind}.")
+    if len(candidates) == 0:
+        raise ValueError("The candidate set is empty; give at least one candidate.")
+    seen: dict[str, int] = {}
+    result = []
+    for position, candidate in enumerate(candidates):
+        if not isinstance(candidate, Mapping) or not candidate:
+            raise ValueError(
+                f"Candidate {position} must be a non-empty dict but got {candidate!r}."
+            )
+        for name, value in candidate.items():
+            if not isinstance(value, _CHOICE_TYPES):
+                raise ValueError(
+                    f"Candidate {position} has {name}={value!r} of type {type(value).__name__}; "
+                    "choices must be None, bool, int, float or str."
+                )
+        key = json.dumps(candidate, sort_keys=True)
+        if key in seen:
+            raise ValueError(
+                f"Candidate {position} {dict(candidate)} duplicates candidate {seen[key]}; "
+                "every candidate must be distinct."
+            )
+        seen[key] = position
+        result.append(dict(candidate))
+    return result

@@ -1,0 +1,445 @@
+"""select: the paper's round-synchronous robust selection, through ask-and-tell on a study."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Sequence
+import concurrent.futures
+import dataclasses
+import datetime
+import logging
+import math
+from typing import TYPE_CHECKING
+from typing import Any
+
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+import pandas as pd
+import tqdm.auto
+
+from optuna_robust._evaluate import ERROR_KEY
+from optuna_robust._evaluate import check_pairing
+from optuna_robust._evaluate import params_key
+from optuna_robust._evaluate import resolve_seed
+from optuna_robust._evaluate import reusable_records
+from optuna_robust._instances import Instance
+from optuna_robust._pruner import RobustPruner
+from optuna_robust._records import Phase
+from optuna_robust._records import check_results
+from optuna_robust._records import make_instance
+from optuna_robust._records import make_record
+from optuna_robust._records import record_key
+from optuna_robust._records import records
+from optuna_robust._sampler import CANDIDATE_KEY
+from optuna_robust._sampler import RobustSampler
+from optuna_robust._sampler import candidate_index
+
+if TYPE_CHECKING:
+    from optuna.study import Study
+
+_logger = logging.getLogger(__name__)
+
+SelectTrainFn = Callable[[dict[str, Any], list[Instance]], Sequence[object]]
+_SEED_KEY = "robust:select_seed"
+WINNER_KEY = "robust:winner_rank"
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectionBudget:
+    """Trainings spent by a selection, against an exhaustive search with the same guarantee.
+
+    Attributes:
+        selection_instances:
+            Instances trained during the halving rounds.
+        final_instances:
+            Fresh instances trained to measure the winners' robustness.
+        exhaustive:
+            What an exhaustive search would train: candidates × final instances per model.
+    """
+
+    selection_instances: int
+    final_instances: int
+    exhaustive: int
+
+    @property
+    def instances(self) -> int:
+        """All instances trained: selection plus final."""
+        return self.selection_instances + self.final_instances
+
+    @property
+    def fraction(self) -> float:
+        """``instances / exhaustive``: the share of the exhaustive budget spent."""
+        return self.instances / self.exhaustive if self.exhaustive else math.nan
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectionResult:
+    """What :func:`~optuna_robust.select` returns.
+
+    Attributes:
+        winners:
+            The winning trials, best first, COMPLETE, with their final instances stored.
+        rounds:
+            One row per round: ``round``, ``instances_per_model`` (the rung), ``models``
+            (trained in the round), ``instances`` (trained in the round), ``cumulative`` and
+            ``survivors`` (models left after the round's decision).
+        budget:
+            The trainings spent, against the exhaustive equivalent.
+    """
+
+    winners: list[FrozenTrial]
+    rounds: pd.DataFrame
+    budget: SelectionBudget
+
+
+@dataclasses.dataclass
+class _Model:
+    """Bookkeeping of one candidate during a selection, so storage is read once."""
+
+    candidate: int
+    params: dict[str, Any]
+    key: str
+    trial_id: int = -1
+    number: int = -1
+    state: TrialState = TrialState.RUNNING
+    losses: list[float] = dataclasses.field(default_factory=list)
+    final_losses: list[float] = dataclasses.field(default_factory=list)
+    reported: set[int] = dataclasses.field(default_factory=set)
+    failed: bool = False
+
+
+def select(
+    study: Study,
+    train_fn: SelectTrainFn,
+    *,
+    executor: concurrent.futures.Executor | None = None,
+    final_instances: int = 50,
+    pairing: str = "data",
+    seed: int | None = None,
+    show_progress_bar: bool = False,
+) -> SelectionResult:
+    """Run the paper's robust selection on ``study``: successive halving over instances.
+
+    Every candidate of the study's :class:`~optuna_robust.RobustSampler` becomes a trial. Round
+    ``r`` trains each surviving model up to the ``r``-th rung of the study's
+    :class:`~optuna_robust.RobustPruner` (1, 2, 4, ... instances); once the whole cohort has
+    reached the rung, the pruner drops the worse models (the baseline gate at rung 0, the worse
+    half after). Rounds go on until ``n_keep`` models remain; then ``final_instances`` fresh
+    instances of each winner measure its robustness, and the winners complete with that
+    statistic as their value. Every instance is stored as soon as it is trained, so rerunning
+    ``select`` on an interrupted study continues where it stopped and trains nothing twice.
+
+    Example:
+
+        .. code-block:: python
+
+            import optuna
+            import optuna_robust
+
+            space = {"depth": [1, 2, 3, 4], "lr": [0.01, 0.1]}
+            study = optuna.create_study(
+                sampler=optuna_robust.RobustSampler(space, seed=0),
+                pruner=optuna_robust.RobustPruner(statistic="mean"),
+            )
+
+
+            def train_fn(params, instances):
+                loss = params["depth"] * params["lr"]
+                return [loss * (1 + (i.init_seed % 10) / 100) for i in instances]
+
+
+            result = optuna_robust.select(study, train_fn, final_instances=5)
+            assert result.winners[0].params == {"depth": 1, "lr": 0.01}
+            print(result.rounds)
+
+    Args:
+        study:
+            A single-objective, minimising study with a RobustSampler and a RobustPruner. It
+            may be new or hold an interrupted selection with the same candidates.
+        train_fn:
+            ``train_fn(params, instances) -> results``: trains the model with ``params`` once
+            per :class:`~optuna_robust.Instance` and returns one result per instance, a float
+            loss or a mapping with ``"loss"`` plus extras. With a process executor it must be
+            picklable. If it raises, that model's trial fails (the error is stored) and the
+            selection goes on.
+        executor:
+            A :class:`concurrent.futures.Executor` that trains a round's batches in parallel
+            (processes, or a Dask or Ray cluster's executor). ``None`` trains in this process.
+        final_instances:
+            Fresh instances per winner that measure its robustness (the paper: 50).
+        pairing:
+            ``"data"`` (instance ``k`` of every model trains on the same bootstrap sample) or
+            ``"none"`` (independent samples, as in the paper).
+        seed:
+            Seed of every instance's data and init seeds. ``None`` derives it from the study
+            name. A rerun must use the seed of the interrupted run.
+        show_progress_bar:
+            Show a progress bar of the trainings of each round.
+
+    Returns:
+        A :class:`~optuna_robust.SelectionResult`: the winners, the round table and the budget.
+
+    Raises:
+        ValueError: The study lacks a RobustSampler or RobustPruner, is not a minimising
+            single-objective study, an argument is out of range, the seed differs from the
+            interrupted run's, or ``train_fn`` returned the wrong number of results.
+    """
+    sampler, pruner = _check_study(study)
+    if isinstance(final_instances, bool) or not isinstance(final_instances, int):
+        raise ValueError(f"final_instances must be an integer >= 0 but got {final_instances!r}.")
+    if final_instances < 0:
+        raise ValueError(f"final_instances must be an integer >= 0 but got {final_instances}.")
+    check_pairing(pairing)
+    study_seed = resolve_seed(study, seed)
+    _check_seed(study, study_seed, pairing)
+    run = _Selection(study, sampler, pruner, train_fn, executor, study_seed, pairing)
+    run.progress = show_progress_bar
+    return run.run(final_instances)
+
+
+def _check_study(study: Study) -> tuple[RobustSampler, RobustPruner]:
+    if not isinstance(study.sampler, RobustSampler):
+        raise ValueError(
+            f"select needs a study created with sampler=RobustSampler(...), but study "
+            f"{study.study_name!r} uses {type(study.sampler).__name__}."
+        )
+    if not isinstance(study.pruner, RobustPruner):
+        raise ValueError(
+            f"select needs a study created with pruner=RobustPruner(...), but study "
+            f"{study.study_name!r} uses {type(study.pruner).__name__}."
+        )
+    if study._is_multi_objective() or study.direction != StudyDirection.MINIMIZE:
+        raise ValueError(
+            f"select minimises a loss, but study {study.study_name!r} has directions "
+            f"{[d.name for d in study.directions]}; create it with direction='minimize'."
+        )
+    return study.sampler, study.pruner
+
+
+def _check_seed(study: Study, seed: int, pairing: str) -> None:
+    stored = study._storage.get_study_system_attrs(study._study_id).get(_SEED_KEY)
+    if stored is None:
+        study._storage.set_study_system_attr(study._study_id, _SEED_KEY, [seed, pairing])
+    elif list(stored) != [seed, pairing]:
+        raise ValueError(
+            f"Study {study.study_name!r} holds a selection run with seed={stored[0]} and "
+            f"pairing={stored[1]!r}; rerun it with those (got seed={seed}, pairing={pairing!r}) "
+            "or use a new study."
+        )
+
+
+class _Selection:
+    def __init__(
+        self,
+        study: Study,
+        sampler: RobustSampler,
+        pruner: RobustPruner,
+        train_fn: SelectTrainFn,
+        executor: concurrent.futures.Executor | None,
+        seed: int,
+        pairing: str,
+    ) -> None:
+        self.study = study
+        self.storage = study._storage
+        self.sampler = sampler
+        self.pruner = pruner
+        self.train_fn = train_fn
+        self.executor = executor
+        self.seed = seed
+        self.pairing = pairing
+        self.progress = False
+
+    def run(self, final_instances: int) -> SelectionResult:
+        models = self._load_models()
+        alive = models
+        rows = []
+        cumulative = 0
+        previous_count = 0
+        for rung in range(10_000):
+            count = self.pruner.rung_instances(rung)
+            self._train(alive, "selection", count, desc=f"round {rung}")
+            trained = sum(max(0, min(len(m.losses), count) - previous_count) for m in alive)
+            # A model whose train_fn raised before this rung drops out here; on a rerun it
+            # still counts in the rounds it completed, so replayed decisions stay the same.
+            cohort = [m for m in alive if len(m.losses) >= count]
+            for model in cohort:
+                self._report(model, count)
+            values = [self.pruner.statistic_value(m.losses[:count]) for m in cohort]
+            survivors = [cohort[i] for i in self.pruner.survivors(rung, values)]
+            kept = {m.candidate for m in survivors}
+            for model in cohort:
+                if model.candidate not in kept and model.state == TrialState.RUNNING:
+                    self.study.tell(model.number, state=TrialState.PRUNED)
+                    model.state = TrialState.PRUNED
+            cumulative += trained
+            rows.append(
+                {
+                    "round": rung,
+                    "instances_per_model": count,
+                    "models": len(alive),
+                    "instances": trained,
+                    "cumulative": cumulative,
+                    "survivors": len(survivors),
+                }
+            )
+            alive = survivors
+            previous_count = count
+            if len(survivors) <= self.pruner.n_keep or self.pruner.is_last_rung(rung):
+                break
+        winners = alive[: self.pruner.n_keep]
+        if not winners:
+            _logger.warning("No model survived the selection (check the baseline gate).")
+        self._train(winners, "final", final_instances, desc="final instances")
+        completed = self._complete(winners, final_instances)
+        selection = sum(len(m.losses) for m in models)
+        final = sum(len(m.final_losses) for m in models)
+        reference = final_instances or max((len(m.losses) for m in alive), default=0)
+        budget = SelectionBudget(selection, final, len(models) * reference)
+        return SelectionResult(completed, pd.DataFrame(rows), budget)
+
+    def _load_models(self) -> list[_Model]:
+        """Build one model per candidate, reusing what an interrupted run stored."""
+        trials = self.storage.get_all_trials(self.study._study_id, deepcopy=False)
+        by_candidate: dict[int, list[FrozenTrial]] = {}
+        for trial in trials:
+            index = candidate_index(trial)
+            if index is not None:
+                by_candidate.setdefault(index, []).append(trial)
+        models = []
+        for index in self.sampler.order(self.study):
+            index = int(index)
+            params = self.sampler.candidates[index]
+            model = _Model(candidate=index, params=params, key=params_key(params))
+            previous = by_candidate.get(index, [])
+            current = next((t for t in previous if t.state != TrialState.FAIL), None)
+            if current is None:
+                current = next((t for t in previous if ERROR_KEY in t.system_attrs), None)
+            if current is None:
+                current = self._new_trial(index, reusable_records(previous, params))
+            self._adopt(model, current)
+            models.append(model)
+        return models
+
+    def _new_trial(self, index: int, reused: dict[str, Any]) -> FrozenTrial:
+        # One write creates the trial with its params: far cheaper than ask + suggest per param.
+        template = FrozenTrial(
+            number=-1,
+            state=TrialState.RUNNING,
+            value=None,
+            datetime_start=datetime.datetime.now(),
+            datetime_complete=None,
+            params=dict(self.sampler.candidates[index]),
+            distributions=dict[str, Any](self.sampler.distributions(index)),
+            user_attrs=reused,
+            system_attrs={CANDIDATE_KEY: index},
+            intermediate_values={},
+            trial_id=-1,
+        )
+        trial_id = self.storage.create_new_trial(self.study._study_id, template_trial=template)
+        return self.storage.get_trial(trial_id)
+
+    def _adopt(self, model: _Model, trial: FrozenTrial) -> None:
+        model.trial_id = trial._trial_id
+        model.number = trial.number
+        model.state = trial.state
+        model.failed = trial.state == TrialState.FAIL
+        model.losses = [float(r["loss"]) for r in records(trial, "selection")]
+        model.final_losses = [float(r["loss"]) for r in records(trial, "final")]
+        model.reported = set(trial.intermediate_values)
+
+    def _instances(self, model: _Model, phase: Phase, start: int, stop: int) -> list[Instance]:
+        return [
+            make_instance(
+                seed=self.seed, params_key=model.key, phase=phase, index=i, pairing=self.pairing
+            )
+            for i in range(start, stop)
+        ]
+
+    def _train(self, models: list[_Model], phase: Phase, count: int, *, desc: str) -> None:
+        """Bring every model's ``phase`` instances up to ``count``, storing each as it comes."""
+        losses_of = (lambda m: m.losses) if phase == "selection" else (lambda m: m.final_losses)
+        tasks = [
+            (m, self._instances(m, phase, len(losses_of(m)), count))
+            for m in models
+            if len(losses_of(m)) < count and m.state == TrialState.RUNNING
+        ]
+        total = sum(len(instances) for _, instances in tasks)
+        if total == 0:
+            return
+        with tqdm.auto.tqdm(
+            total=total, desc=desc, unit="instance", disable=not self.progress
+        ) as bar:
+            for model, instances, outcome in self._outcomes(tasks):
+                if isinstance(outcome, Exception):
+                    self._fail(model, outcome)
+                else:
+                    results = check_results(outcome, instances)
+                    self._store(model, phase, instances, results)
+                bar.update(len(instances))
+
+    def _outcomes(self, tasks: list[tuple[_Model, list[Instance]]]) -> Any:
+        if self.executor is None:
+            for model, instances in tasks:
+                try:
+                    outcome: object = self.train_fn(dict(model.params), instances)
+                except Exception as error:  # noqa: BLE001 - a broken model must not stop the run
+                    outcome = error
+                yield model, instances, outcome
+            return
+        futures = {
+            self.executor.submit(self.train_fn, dict(model.params), instances): (model, instances)
+            for model, instances in tasks
+        }
+        for future in concurrent.futures.as_completed(futures):
+            model, instances = futures[future]
+            try:
+                outcome = future.result()
+            except Exception as error:  # noqa: BLE001
+                outcome = error
+            yield model, instances, outcome
+
+    def _store(
+        self, model: _Model, phase: Phase, instances: list[Instance], results: list[object]
+    ) -> None:
+        target = model.losses if phase == "selection" else model.final_losses
+        for instance, result in zip(instances, results):
+            record = make_record(instance, result)
+            self.storage.set_trial_user_attr(
+                model.trial_id, record_key(phase, instance.index), record
+            )
+            target.append(float(record["loss"]))
+
+    def _report(self, model: _Model, count: int) -> None:
+        if count not in model.reported and model.state == TrialState.RUNNING:
+            value = self.pruner.statistic_value(model.losses[:count])
+            self.storage.set_trial_intermediate_value(model.trial_id, count, value)
+            model.reported.add(count)
+
+    def _fail(self, model: _Model, error: Exception) -> None:
+        _logger.warning(
+            f"Trial {model.number} failed: train_fn raised {error!r} for params {model.params}."
+        )
+        message = f"train_fn raised {type(error).__name__}: {error}"
+        self.storage.set_trial_system_attr(model.trial_id, ERROR_KEY, message)
+        self.storage.set_trial_system_attr(model.trial_id, "fail_reason", message)
+        self.study.tell(model.number, state=TrialState.FAIL)
+        model.state = TrialState.FAIL
+        model.failed = True
+
+    def _complete(self, winners: list[_Model], final_instances: int) -> list[FrozenTrial]:
+        finished = []
+        for rank, model in enumerate(winners):
+            if model.state == TrialState.RUNNING:
+                losses = model.final_losses if final_instances else model.losses
+                value = self.pruner.statistic_value(losses)
+                self.storage.set_trial_system_attr(model.trial_id, WINNER_KEY, rank)
+                self.study.tell(model.number, value)
+                model.state = TrialState.COMPLETE
+            if model.state == TrialState.COMPLETE:
+                finished.append(self.storage.get_trial(model.trial_id))
+        return sorted(finished, key=lambda t: (_value(t), t.system_attrs.get(WINNER_KEY, 0)))
+
+
+def _value(trial: FrozenTrial) -> float:
+    return math.inf if trial.value is None or math.isnan(trial.value) else trial.value
