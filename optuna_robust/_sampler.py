@@ -111,6 +111,9 @@ class RobustSampler(optuna.samplers.BaseSampler):
                 if value not in choices:
                     choices.append(value)
         self._space = {name: tuple(choices) for name, choices in space.items()}
+        self._distributions = {
+            name: CategoricalDistribution(choices) for name, choices in self._space.items()
+        }
         self._fingerprint = hashlib.blake2b(
             json.dumps(self._candidates, sort_keys=True).encode(), digest_size=8
         ).hexdigest()
@@ -127,8 +130,11 @@ class RobustSampler(optuna.samplers.BaseSampler):
 
     def distributions(self, index: int) -> dict[str, CategoricalDistribution]:
         """The categorical distributions of the params of candidate ``index``."""
-        candidate = self._candidates[index]
-        return {name: CategoricalDistribution(self._space[name]) for name in candidate}
+        return {name: self._distributions[name] for name in self._candidates[index]}
+
+    def candidate(self, index: int) -> dict[str, Any]:
+        """The params of candidate ``index``."""
+        return dict(self._candidates[index])
 
     def suggest(self, trial: Trial) -> dict[str, Any]:
         """Suggest exactly the params of the candidate handed to ``trial``; return them."""
@@ -186,7 +192,11 @@ class RobustSampler(optuna.samplers.BaseSampler):
                 f"candidate's params (RobustSampler.suggest does that)."
             )
         value = candidate[param_name]
-        if not param_distribution._contains(param_distribution.to_internal_repr(value)):
+        try:
+            contained = param_distribution._contains(param_distribution.to_internal_repr(value))
+        except ValueError:
+            contained = False
+        if not contained:
             raise ValueError(
                 f"Param {param_name!r} was suggested with {param_distribution}, which does not "
                 f"contain the candidate's value {value!r}; use the choices of "

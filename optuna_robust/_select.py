@@ -265,13 +265,12 @@ class _Selection:
             cohort = [m for m in alive if len(m.losses) >= count]
             for model in cohort:
                 self._report(model, count)
-            values = [self.pruner.statistic_value(m.losses[:count]) for m in cohort]
+            values = [self._value_at(m, count) for m in cohort]
             survivors = [cohort[i] for i in self.pruner.survivors(rung, values)]
             kept = {m.candidate for m in survivors}
             for model in cohort:
                 if model.candidate not in kept and model.state == TrialState.RUNNING:
-                    self.study.tell(model.number, state=TrialState.PRUNED)
-                    model.state = TrialState.PRUNED
+                    self._finish(model, TrialState.PRUNED, self._value_at(model, count))
             cumulative += trained
             rows.append(
                 {
@@ -309,7 +308,7 @@ class _Selection:
         models = []
         for index in self.sampler.order(self.study):
             index = int(index)
-            params = self.sampler.candidates[index]
+            params = self.sampler.candidate(index)
             model = _Model(candidate=index, params=params, key=params_key(params))
             previous = by_candidate.get(index, [])
             current = next((t for t in previous if t.state != TrialState.FAIL), None)
@@ -329,7 +328,7 @@ class _Selection:
             value=None,
             datetime_start=datetime.datetime.now(),
             datetime_complete=None,
-            params=dict(self.sampler.candidates[index]),
+            params=self.sampler.candidate(index),
             distributions=dict[str, Any](self.sampler.distributions(index)),
             user_attrs=reused,
             system_attrs={CANDIDATE_KEY: index},
@@ -337,7 +336,9 @@ class _Selection:
             trial_id=-1,
         )
         trial_id = self.storage.create_new_trial(self.study._study_id, template_trial=template)
-        return self.storage.get_trial(trial_id)
+        template.number = self.storage.get_trial_number_from_id(trial_id)
+        template._trial_id = trial_id
+        return template
 
     def _adopt(self, model: _Model, trial: FrozenTrial) -> None:
         model.trial_id = trial._trial_id
@@ -410,10 +411,14 @@ class _Selection:
             )
             target.append(float(record["loss"]))
 
+    def _value_at(self, model: _Model, count: int) -> float:
+        return self.pruner.statistic_value(model.losses[:count])
+
     def _report(self, model: _Model, count: int) -> None:
         if count not in model.reported and model.state == TrialState.RUNNING:
-            value = self.pruner.statistic_value(model.losses[:count])
-            self.storage.set_trial_intermediate_value(model.trial_id, count, value)
+            self.storage.set_trial_intermediate_value(
+                model.trial_id, count, self._value_at(model, count)
+            )
             model.reported.add(count)
 
     def _fail(self, model: _Model, error: Exception) -> None:
@@ -423,9 +428,14 @@ class _Selection:
         message = f"train_fn raised {type(error).__name__}: {error}"
         self.storage.set_trial_system_attr(model.trial_id, ERROR_KEY, message)
         self.storage.set_trial_system_attr(model.trial_id, "fail_reason", message)
-        self.study.tell(model.number, state=TrialState.FAIL)
-        model.state = TrialState.FAIL
+        self._finish(model, TrialState.FAIL)
         model.failed = True
+
+    def _finish(self, model: _Model, state: TrialState, value: float | None = None) -> None:
+        # Straight to the storage, as Study.tell would, without its deep copy of the trial.
+        values = None if value is None else [value]
+        self.storage.set_trial_state_values(model.trial_id, state, values)
+        model.state = state
 
     def _complete(self, winners: list[_Model], final_instances: int) -> list[FrozenTrial]:
         finished = []
@@ -434,8 +444,7 @@ class _Selection:
                 losses = model.final_losses if final_instances else model.losses
                 value = self.pruner.statistic_value(losses)
                 self.storage.set_trial_system_attr(model.trial_id, WINNER_KEY, rank)
-                self.study.tell(model.number, value)
-                model.state = TrialState.COMPLETE
+                self._finish(model, TrialState.COMPLETE, value)
             if model.state == TrialState.COMPLETE:
                 finished.append(self.storage.get_trial(model.trial_id))
         return sorted(finished, key=lambda t: (_value(t), t.system_attrs.get(WINNER_KEY, 0)))
