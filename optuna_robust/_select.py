@@ -34,6 +34,7 @@ from optuna_robust._records import records
 from optuna_robust._sampler import CANDIDATE_KEY
 from optuna_robust._sampler import RobustSampler
 from optuna_robust._sampler import candidate_index
+from optuna_robust._storage import write_trial
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -403,13 +404,23 @@ class _Selection:
     def _store(
         self, model: _Model, phase: Phase, instances: list[Instance], results: list[object]
     ) -> None:
+        """Store a batch's records, and the rung's value once the model has reached it."""
         target = model.losses if phase == "selection" else model.final_losses
+        records_by_key = {}
         for instance, result in zip(instances, results):
             record = make_record(instance, result)
-            self.storage.set_trial_user_attr(
-                model.trial_id, record_key(phase, instance.index), record
-            )
+            records_by_key[record_key(phase, instance.index)] = record
             target.append(float(record["loss"]))
+        count = len(model.losses)
+        report = phase == "selection" and count not in model.reported
+        write_trial(
+            self.storage,
+            model.trial_id,
+            user_attrs=records_by_key,
+            intermediate_values={count: self._value_at(model, count)} if report else {},
+        )
+        if report:
+            model.reported.add(count)
 
     def _value_at(self, model: _Model, count: int) -> float:
         return self.pruner.statistic_value(model.losses[:count])

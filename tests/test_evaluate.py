@@ -18,7 +18,7 @@ SPACE = {"a": list(range(8)), "b": list(range(4))}
 
 def _losses(params: dict[str, Any], instances: list[Instance]) -> list[float]:
     level = 1.0 + params["a"] + 0.1 * params["b"]
-    return [level + np.random.default_rng(i.init_seed).normal(0.0, 0.05) for i in instances]
+    return [level + np.random.default_rng(i.init_seed).normal(0.0, 0.01) for i in instances]
 
 
 def _objective(calls: list[int] | None = None, **kwargs: Any) -> Any:

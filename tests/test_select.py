@@ -20,7 +20,7 @@ SPACE_512 = {"a": list(range(8)), "b": list(range(8)), "c": list(range(8))}
 def _noisy(params: dict[str, Any], instances: list[Instance]) -> list[float]:
     """A model's loss: a level set by its params plus seeded instance-to-instance noise."""
     level = 1.0 + 2.0 * params["a"] + 0.1 * params["b"] + 0.01 * params["c"]
-    return [level + np.random.default_rng(i.init_seed).normal(0.0, 0.05) for i in instances]
+    return [level + np.random.default_rng(i.init_seed).normal(0.0, 0.002) for i in instances]
 
 
 def _study(space: dict[str, list[Any]], storage: Any = None, **pruner: Any) -> optuna.Study:
