@@ -278,3 +278,22 @@ def test_select_invalid_arguments(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         optuna_robust.select(study, lambda p, inst: [1.0] * len(inst), **kwargs)
     assert study.trials == []
+
+
+def test_select_same_seed_gives_bit_identical_instances_and_winner() -> None:
+    def run(name: str, seed: int = 11) -> tuple[dict[str, Any], dict[tuple[str, str], Any]]:
+        study = optuna.create_study(
+            study_name=name, sampler=RobustSampler(SPACE_512, seed=0), pruner=RobustPruner()
+        )
+        result = optuna_robust.select(study, _noisy, final_instances=5, seed=seed)
+        stored = {
+            (repr(t.params), key): value
+            for t in study.trials
+            for key, value in t.user_attrs.items()
+        }
+        return result.winners[0].params, stored
+
+    first, second = run("first"), run("second")
+    assert first[0] == second[0]
+    assert first[1] == second[1]  # every loss and seed, bit for bit, whatever the study name
+    assert run("other seed", seed=12)[1] != first[1]
