@@ -9,6 +9,7 @@ import dataclasses
 import datetime
 import logging
 import math
+import os
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -119,6 +120,7 @@ def select(
     pairing: str = "data",
     seed: int | None = None,
     show_progress_bar: bool = False,
+    artifact_dir: str | os.PathLike[str] | None = None,
 ) -> SelectionResult:
     """Run the paper's robust selection on ``study``: successive halving over instances.
 
@@ -177,6 +179,11 @@ def select(
             name. A rerun must use the seed of the interrupted run.
         show_progress_bar:
             Show a progress bar of the trainings of each round.
+        artifact_dir:
+            If given, attach the results for optuna-dashboard: instance boxplots and records
+            of the best models as artifacts in this folder, a study note with the round
+            table, the budget and the winners' robustness, and an interactive figure (needs
+            the ``dashboard`` extra). Open with ``optuna-dashboard <storage> --artifact-dir``.
 
     Returns:
         A :class:`~optuna_robust.SelectionResult`: the winners, the round table and the budget.
@@ -196,7 +203,12 @@ def select(
     _check_seed(study, study_seed, pairing)
     run = _Selection(study, sampler, pruner, train_fn, executor, study_seed, pairing)
     run.progress = show_progress_bar
-    return run.run(final_instances)
+    result = run.run(final_instances)
+    if artifact_dir is not None:
+        from optuna_robust.dashboard import attach_selection
+
+        attach_selection(study, result, artifact_dir=artifact_dir)
+    return result
 
 
 def _check_study(study: Study) -> tuple[RobustSampler, RobustPruner]:

@@ -13,8 +13,11 @@ def _rdb_backend(storage: optuna.storages.BaseStorage) -> Any:
     backend = getattr(storage, "_backend", storage)
     if not isinstance(backend, optuna.storages.RDBStorage):
         return None
-    needed = ("scoped_session", "_set_trial_attr_without_commit")
-    needed += ("_set_trial_intermediate_value_without_commit",)
+    needed = (
+        "scoped_session",
+        "_set_trial_attr_without_commit",
+        "_set_trial_intermediate_value_without_commit",
+    )
     return backend if all(hasattr(backend, name) for name in needed) else None
 
 
