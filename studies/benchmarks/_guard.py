@@ -1,0 +1,133 @@
+"""Timings that notice when other processes share the CPU, for the benchmarks in this folder.
+
+Each run of a timed callable records the CPU time that *other* processes took meanwhile: the
+machine's busy time from ``/proc/stat`` (steal included: a hypervisor's other guests count too)
+minus this process's own ``getrusage``. A run during which the others averaged more than
+``max_other_cores`` is contaminated and repeated, up to ``max_attempts`` runs in all; the result
+is the median of the clean runs (of all runs, flagged ``clean=False``, when too few were clean).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
+import os
+import resource
+import statistics
+import time
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The outcome of :func:`guarded_time`.
+
+    Attributes:
+        seconds:
+            Median wall time of the clean runs (of all runs when ``clean`` is False).
+        clean:
+            Whether ``seconds`` comes from ``repeats`` uncontaminated runs.
+        runs:
+            Wall time of every run, in order.
+        other_cores:
+            Average number of cores that other processes kept busy during each run (NaN where
+            ``/proc/stat`` is missing: such runs count as clean).
+        own_cores:
+            Average number of cores this process kept busy during each run.
+    """
+
+    seconds: float
+    clean: bool
+    runs: list[float] = field(default_factory=list)
+    other_cores: list[float] = field(default_factory=list)
+    own_cores: list[float] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """One line: median, number of runs, other processes' load, and a flag if unclean."""
+        loads = ", ".join(f"{load:.2f}" for load in self.other_cores)
+        flag = "" if self.clean else "  CONTAMINATED: too few clean runs"
+        return (
+            f"{self.seconds:.3f} s median of {len(self.runs)} runs (other processes' cores per "
+            f"run: {loads}){flag}"
+        )
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU seconds all processes have spent busy since boot, from ``/proc/stat`` (Linux)."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    # cpu user nice system idle iowait irq softirq steal guest guest_nice (guest is in user).
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    ticks = user + nice + system + irq + softirq + steal
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds this process (all its threads) and its waited-for children have used."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def guarded_time(
+    run: Callable[[], object],
+    *,
+    repeats: int = 3,
+    max_other_cores: float = 0.15,
+    max_attempts: int | None = None,
+    warmup: int = 0,
+) -> Timing:
+    """Time ``run()`` ``repeats`` times, repeating runs that other processes slowed down.
+
+    Args:
+        run:
+            The work to time (its result is ignored).
+        repeats:
+            Clean runs wanted.
+        max_other_cores:
+            A run is contaminated when other processes kept more than this many cores busy on
+            average while it ran (the kernel's own housekeeping stays well below 0.05).
+        max_attempts:
+            Runs at most, clean or not (default ``3 * repeats``).
+        warmup:
+            Untimed runs first (caches, lazy initialisation).
+
+    Returns:
+        The :class:`Timing`.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1 but got {repeats}.")
+    if max_other_cores < 0:
+        raise ValueError(f"max_other_cores must be >= 0 but got {max_other_cores}.")
+    max_attempts = 3 * repeats if max_attempts is None else max_attempts
+    if max_attempts < repeats:
+        raise ValueError(f"max_attempts ({max_attempts}) must be at least repeats ({repeats}).")
+    for _ in range(warmup):
+        run()
+    runs: list[float] = []
+    other: list[float] = []
+    own: list[float] = []
+    clean_runs: list[float] = []
+    while len(runs) < max_attempts and len(clean_runs) < repeats:
+        busy_before, own_before = machine_busy_seconds(), own_cpu_seconds()
+        start = time.perf_counter()
+        run()
+        wall = time.perf_counter() - start
+        busy_after, own_after = machine_busy_seconds(), own_cpu_seconds()
+        own_used = own_after - own_before
+        if busy_before is None or busy_after is None:
+            other_used = float("nan")
+        else:
+            # Clock ticks are coarse (10 ms): never report a negative load.
+            other_used = max(0.0, (busy_after - busy_before) - own_used)
+        runs.append(wall)
+        other.append(other_used / wall)
+        own.append(own_used / wall)
+        if not other_used / wall > max_other_cores:  # NaN counts as clean
+            clean_runs.append(wall)
+    clean = len(clean_runs) >= repeats
+    median = statistics.median(clean_runs if clean else runs)
+    return Timing(median, clean, runs, other, own)
