@@ -3,19 +3,187 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from collections.abc import Sequence
+import concurrent.futures
 import sys
+from typing import Any
 
 import optuna
 
 DEFAULT_STORAGE = "sqlite:///robust.db"
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from optuna_robust._demo import run_synthetic_demo
+def _ranged(kind: Callable[[str], Any], low: float, high: float | None = None) -> Any:
+    """An argparse type that refuses values out of ``[low, high]`` with a clear message."""
 
-    run_synthetic_demo(storage=args.storage, study_name=args.study, seed=args.seed)
-    return 0
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f">= {low}" if high is None else f"between {low} and {high}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+COUNT = _ranged(int, 1)
+SEED = _ranged(int, 0)
+FRACTION = _ranged(float, 0.0)
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from optuna_robust.calo.train import TrainSettings
+
+    return TrainSettings(
+        min_epochs=args.min_epochs,
+        window=args.window,
+        tolerance=args.tolerance,
+        max_epochs=args.max_epochs,
+        n_train=args.n_train,
+        n_test=args.n_test,
+    )
+
+
+def _storage(args: argparse.Namespace) -> Any:
+    from optuna_robust.calo.experiments import open_storage
+
+    return open_storage(args.storage)
+
+
+def _simulate(args: argparse.Namespace) -> None:
+    from optuna_robust.calo.simulate import simulate
+
+    path = simulate(dataset=args.dataset, n_events=args.events, seed=args.seed, out=args.out)
+    print(f"Wrote {args.events} events of dataset {args.dataset} to {path}.")
+
+
+def _select(args: argparse.Namespace) -> None:
+    from optuna_robust._report import robustness_report
+    from optuna_robust.calo.data import CaloData
+    from optuna_robust.calo.experiments import parametric_baseline
+    from optuna_robust.calo.experiments import robust_selection
+    from optuna_robust.calo.spaces import load_space
+
+    storage = _storage(args)
+    candidates = load_space(args.space)
+    baseline = None
+    if not args.no_baseline:
+        data = CaloData.from_root(args.data)
+        baseline = parametric_baseline(
+            data, task=args.task, n_train=args.n_train, n_test=args.n_test, seed=args.seed
+        )
+        print(f"Parametric baseline loss: {baseline:.6g} (gate at {1 + args.tolerance_gate:.2f}x)")
+    executor = concurrent.futures.ProcessPoolExecutor(args.workers) if args.workers > 1 else None
+    try:
+        result = robust_selection(
+            storage=storage,
+            study_name=args.study,
+            data_path=args.data,
+            task=args.task,
+            candidates=candidates,
+            settings=_settings(args),
+            statistic=args.statistic,
+            baseline=baseline,
+            baseline_tolerance=args.tolerance_gate,
+            n_keep=args.n_keep,
+            final_instances=args.final_instances,
+            seed=args.seed,
+            executor=executor,
+            artifact_dir=args.artifact_dir,
+        )
+    finally:
+        if executor is not None:
+            executor.shutdown()
+    print(result.rounds.to_string(index=False))
+    budget = result.budget
+    spent = f"{budget.instances} of {budget.exhaustive} exhaustive ({budget.fraction:.1%})"
+    print(f"\nTrainings: {spent}")
+    if not result.winners:
+        print("No model passed the baseline gate: loosen --tolerance-gate or train longer.")
+        return
+    phase = "final" if args.final_instances else "selection"
+    report = robustness_report(result.winners, phase=phase)
+    print(report.drop(columns=["statistic"]).to_string(index=False))
+
+
+def _nas(args: argparse.Namespace) -> None:
+    from optuna_robust.calo.experiments import nas
+
+    study = nas(
+        storage=_storage(args),
+        study_name=args.study,
+        data_path=args.data,
+        task=args.task,
+        n_trials=args.trials,
+        settings=_settings(args),
+        seed=args.seed,
+    )
+    best = study.best_trial
+    print(f"Best of {len(study.trials)} trials: #{best.number}, loss {best.value:.6g}")
+    print(f"  {best.user_attrs.get('config', best.params)}")
+
+
+def _robustness(args: argparse.Namespace) -> None:
+    from optuna_robust._report import robustness_report
+    from optuna_robust.calo.experiments import robustness
+
+    trial = robustness(
+        storage=_storage(args),
+        study_name=args.study,
+        trial_number=args.trial,
+        data_path=args.data,
+        task=args.task,
+        n_instances=args.instances,
+        settings=_settings(args),
+        seed=args.seed,
+    )
+    print(f"Stored {args.instances} fresh instances in study {args.study}:robustness.")
+    print(
+        robustness_report([trial], phase="final")
+        .drop(columns=["statistic"])
+        .to_string(index=False)
+    )
+
+
+def _report(args: argparse.Namespace) -> None:
+    from optuna_robust.calo.experiments import robustness_table
+    from optuna_robust.calo.experiments import summarise
+
+    storage = _storage(args)
+    print(summarise(storage).to_string(index=False))
+    table = robustness_table(storage)
+    if not table.empty:
+        print("\nRobustness on fresh instances (loss statistics):")
+        print(table.to_string(index=False))
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from optuna_robust.calo.demo import run_demo
+
+    run_demo(storage=args.storage, study_prefix=args.study, seed=args.seed, workdir=args.workdir)
+
+
+def _add_storage(parser: argparse.ArgumentParser, study: str | None = "robust") -> None:
+    parser.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
+    if study is not None:
+        parser.add_argument("--study", default=study, help="study name (default: %(default)s)")
+
+
+def _add_training(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="ROOT file (see `simulate`)")
+    parser.add_argument("--task", choices=["energy", "position"], default="energy")
+    parser.add_argument("--n-train", type=COUNT, default=32_000, help="bootstrap sample size")
+    parser.add_argument("--n-test", type=COUNT, default=32_000, help="test sample size")
+    parser.add_argument("--min-epochs", type=_ranged(int, 0), default=100)
+    parser.add_argument("--window", type=COUNT, default=30)
+    parser.add_argument("--tolerance", type=FRACTION, default=0.1, help="early-stop spread")
+    parser.add_argument("--max-epochs", type=COUNT, default=500)
+    parser.add_argument("--seed", type=SEED, default=0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,18 +193,63 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    simulate = commands.add_parser("simulate", help="fast-simulate photon showers to ROOT")
+    simulate.add_argument("--dataset", choices=["A", "B"], required=True)
+    simulate.add_argument("--events", type=COUNT, required=True)
+    simulate.add_argument("--seed", type=SEED, default=0)
+    simulate.add_argument("--out", required=True, help="ROOT file to write")
+    simulate.set_defaults(handler=_simulate)
+
+    select = commands.add_parser("select", help="the robust selection with the CNN trainer")
+    _add_storage(select)
+    _add_training(select)
+    select.add_argument("--space", default="small", help="paper, small, ... or a .toml file")
+    select.add_argument("--statistic", default="mean", help="mean, median, max, cvar:0.9 ...")
+    select.add_argument("--final-instances", type=_ranged(int, 0), default=50)
+    select.add_argument("--n-keep", type=COUNT, default=1, help="winners to keep")
+    select.add_argument("--tolerance-gate", type=FRACTION, default=0.2, help="baseline gate")
+    select.add_argument("--no-baseline", action="store_true", help="no baseline gate")
+    select.add_argument("--workers", type=COUNT, default=1, help="training processes")
+    select.add_argument("--artifact-dir", default=None, help="attach results for the dashboard")
+    select.set_defaults(handler=_select)
+
+    nas = commands.add_parser("nas", help="the paper's TPE NAS baseline, same storage")
+    _add_storage(nas, study="nas")
+    _add_training(nas)
+    nas.add_argument("--trials", type=COUNT, default=120)
+    nas.set_defaults(handler=_nas)
+
+    robustness = commands.add_parser("robustness", help="train fresh instances of one model")
+    _add_storage(robustness, study=None)
+    robustness.add_argument("--study", required=True)
+    robustness.add_argument("--trial", type=_ranged(int, 0), required=True)
+    robustness.add_argument("--instances", type=COUNT, default=50)
+    _add_training(robustness)
+    robustness.set_defaults(handler=_robustness)
+
+    report = commands.add_parser("report", help="compare every study of a storage")
+    _add_storage(report, study=None)
+    report.set_defaults(handler=_report)
+
     demo = commands.add_parser("demo", help="the main job behind `make demo`")
-    demo.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
-    demo.add_argument("--study", default="demo", help="study name prefix")
-    demo.add_argument("--seed", type=int, default=0)
+    _add_storage(demo, study="demo")
+    demo.add_argument("--seed", type=SEED, default=0)
+    demo.add_argument("--workdir", default=".", help="where the simulated file goes")
     demo.set_defaults(handler=_demo)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return int(args.handler(args))
+    from optuna_robust.calo.experiments import StorageError
+
+    try:
+        args.handler(args)
+    except (ValueError, StorageError, FileNotFoundError) as error:
+        parser.exit(2, f"optuna-robust {args.command}: error: {error}\n")
+    return 0
 
 
 if __name__ == "__main__":

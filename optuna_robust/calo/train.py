@@ -1,0 +1,723 @@
+"""The instance trainer: K instances of one configuration trained together as one stacked model.
+
+Each instance has its own bootstrap training sample (``data_seed``), its own He initialisation
+and minibatch order (``init_seed``) and stops on its own epoch (paper 3.7); the K of them share
+one forward/backward pass (grouped convolutions, batched matmuls) and one optimiser over the
+stacked parameters. Optimisers act elementwise, so this gives the losses of K separate trainings.
+
+Seeds, so that a plain loop can reproduce an instance exactly: the weights are drawn by
+``build_model(config, task, init_seed=instance.init_seed)``; each epoch's minibatch order is
+``torch.randperm(n_train, generator=g)`` with one CPU generator per instance,
+``g = torch.Generator().manual_seed(derive_seed(instance.init_seed, "minibatches"))``; the
+training sample is ``data.training_sample(n_train, instance.data_seed)`` and the test sample
+``data.test_sample(n_test, seed=test_seed)``, the same for every instance. An epoch is one pass
+over the ``n_train`` rows in minibatches of ``batch_size`` (the last one smaller if needed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+import contextlib
+import ctypes
+from dataclasses import dataclass
+import math
+import os
+import sys
+import time
+from typing import Any
+from typing import Protocol
+from typing import runtime_checkable
+
+from optuna_robust._imports import import_optional
+from optuna_robust._instances import Instance
+from optuna_robust._instances import derive_seed
+from optuna_robust.calo._sample import Sample
+from optuna_robust.calo.losses import loss_for
+from optuna_robust.calo.models import GRID_SIZE
+from optuna_robust.calo.models import MONOTONE_ACTIVATIONS
+from optuna_robust.calo.models import TASKS
+from optuna_robust.calo.models import ModelConfig
+from optuna_robust.calo.models import build_model
+from optuna_robust.calo.models import inductive_features
+
+try:
+    import torch
+except ModuleNotFoundError:  # pragma: no cover - torch comes with the calo extra
+    import_optional("torch")  # raises, naming the install command
+    raise
+from torch.nn import functional
+
+# Optimisers whose fused (single-kernel) step exists on the device; the others use foreach.
+_FUSED = {
+    "cpu": frozenset({"SGD", "Adam", "AdamW", "Adagrad"}),
+    "cuda": frozenset({"SGD", "Adam", "AdamW"}),
+}
+# Instances trained together at most when TrainSettings.group_size is None. On a CPU the
+# throughput per instance is flat from K = 4 to 16 and falls beyond, when the activations of
+# a group (and of the group on the other core) outgrow the cache; a GPU needs hundreds.
+_AUTO_GROUP_SIZE = {"cpu": 8, "cuda": 256}
+# On a CPU with several torch threads, groups of at least this many instances train in
+# parallel, one per thread (see train_instances).
+_MIN_PARALLEL_GROUP = 4
+# Floats of first-layer activations per evaluation chunk: bounds the memory at any K.
+_EVAL_FLOATS = {"cpu": 1 << 21, "cuda": 1 << 28}
+# glibc mallopt parameters (malloc.h) and the values the CPU trainer sets; see _keep_freed_memory.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_TRIM_THRESHOLD_BYTES, _MMAP_THRESHOLD_BYTES = 1 << 30, 1 << 25
+_malloc_tuned = False
+
+
+@runtime_checkable
+class SampleSource(Protocol):
+    """What the trainer needs from a dataset (``optuna_robust.calo.data`` provides it)."""
+
+    def training_sample(self, n: int, data_seed: int) -> Sample:
+        """``n`` rows bootstrapped from the training half with seed ``data_seed``."""
+        ...
+
+    def test_sample(self, n: int | None = None, seed: int = 0) -> Sample:
+        """``n`` rows of the test half (all of them when ``None``), chosen with ``seed``."""
+        ...
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How every instance is trained and when it stops (paper 3.7).
+
+    Attributes:
+        min_epochs:
+            Epochs every instance trains at least (paper: 100).
+        window:
+            After ``min_epochs``, stop as soon as the test losses of the last ``window`` epochs
+            (paper: 30) satisfy ``max <= (1 + tolerance) * min``.
+        tolerance:
+            Relative spread allowed in the window (paper: 0.1).
+        max_epochs:
+            Stop here whatever the losses do.
+        n_train:
+            Rows of each instance's bootstrap training sample (paper: 32,000).
+        n_test:
+            Rows of the test sample that gives the loss (``None``: the whole test half).
+        test_seed:
+            Seed of the test sample; the same for every instance and every model.
+        group_size:
+            Instances trained together at most; more are split into groups of equal size.
+            ``None``: 8 on a CPU, 256 on a GPU.
+    """
+
+    min_epochs: int = 100
+    window: int = 30
+    tolerance: float = 0.1
+    max_epochs: int = 500
+    n_train: int = 32_000
+    n_test: int | None = 32_000
+    test_seed: int = 0
+    group_size: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_int("min_epochs", self.min_epochs, minimum=0)
+        _check_int("window", self.window, minimum=1)
+        _check_int("max_epochs", self.max_epochs, minimum=1)
+        _check_int("n_train", self.n_train, minimum=1)
+        _check_int("test_seed", self.test_seed, minimum=0)
+        if self.n_test is not None:
+            _check_int("n_test", self.n_test, minimum=1)
+        if self.group_size is not None:
+            _check_int("group_size", self.group_size, minimum=1)
+        if not (isinstance(self.tolerance, int | float) and self.tolerance >= 0):
+            raise ValueError(f"tolerance must be a number >= 0 but got {self.tolerance!r}.")
+        if self.min_epochs > self.max_epochs:
+            raise ValueError(
+                f"min_epochs ({self.min_epochs}) must not exceed max_epochs ({self.max_epochs})."
+            )
+
+
+def early_stop_epoch(
+    curve: Sequence[float], *, min_epochs: int, window: int, tolerance: float, max_epochs: int
+) -> int | None:
+    """The epoch at which the early-stopping rule of paper 3.7 stops a loss curve.
+
+    An instance stops after epoch ``e`` (1-based) at the first ``e`` where its loss is not
+    finite, or ``e >= max(min_epochs, window)`` and the last ``window`` losses satisfy
+    ``max <= (1 + tolerance) * min``, or ``e == max_epochs``. Its loss is ``curve[e - 1]``
+    (``inf`` when not finite), not the best loss seen.
+
+    Args:
+        curve:
+            Test loss after each epoch so far.
+        min_epochs:
+            Epochs trained at least.
+        window:
+            Epochs compared.
+        tolerance:
+            Relative spread allowed in the window.
+        max_epochs:
+            Epoch at which training stops anyway.
+
+    Returns:
+        The stopping epoch (1-based), or ``None`` while training should go on.
+    """
+    for epoch in range(1, len(curve) + 1):
+        if _stops_after(curve, epoch, min_epochs, window, tolerance, max_epochs):
+            return epoch
+    return None
+
+
+def train_instances(
+    config: Mapping[str, Any] | ModelConfig,
+    instances: Sequence[Instance],
+    *,
+    data: SampleSource,
+    task: str,
+    settings: TrainSettings | None = None,
+    device: str | torch.device | None = None,
+    return_state: bool = False,
+) -> list[dict[str, Any]]:
+    """Train instances of one configuration together; the same losses as one at a time.
+
+    The instances are split into groups of at most ``settings.group_size``, each trained as
+    one stacked model. On a CPU where torch may use several threads, groups of at least four
+    instances train in parallel, one per thread (torch ops single-threaded meanwhile).
+
+    Args:
+        config:
+            The configuration (flat dict, see :mod:`optuna_robust.calo.models`).
+        instances:
+            The instances to train (their ``data_seed`` and ``init_seed`` matter).
+        data:
+            Any object with ``training_sample(n, data_seed)`` and ``test_sample(n, seed)``.
+        task:
+            ``"energy"`` or ``"position"``.
+        settings:
+            Sample sizes and early stopping (``None``: ``TrainSettings()``, the paper's).
+        device:
+            ``None``: CUDA when available, else the CPU.
+        return_state:
+            Also return each instance's final weights (``"state_dict"``, on the CPU, loadable
+            into ``build_model(config, task)``).
+
+    Returns:
+        One dict per instance, in order: ``loss`` (test loss at the stopping epoch; ``inf``
+        when training diverged), ``epochs``, ``seconds`` (the instance's share of its group's
+        wall time: each epoch's time split evenly among the instances trained in it), ``curve``
+        (test loss after each epoch) and ``stop_reason`` (``"converged"``, ``"max_epochs"``
+        or ``"diverged"``).
+    """
+    config = ModelConfig.from_dict(config)
+    if task not in TASKS:
+        raise ValueError(f"task must be 'energy' or 'position' but got {task!r}.")
+    settings = TrainSettings() if settings is None else settings
+    if not isinstance(settings, TrainSettings):
+        raise ValueError(f"settings must be a TrainSettings but got {settings!r}.")
+    if not isinstance(data, SampleSource):
+        raise ValueError(
+            "data must have training_sample(n, data_seed) and test_sample(n, seed) methods "
+            f"but got {data!r}."
+        )
+    instances = [_check_instance(instance) for instance in instances]
+    target_device = _resolve_device(device)
+    if not instances:
+        return []
+    if target_device.type == "cpu":
+        _keep_freed_memory()
+    test = _check_sample(data.test_sample(settings.n_test, seed=settings.test_seed), "test", None)
+    # On a CPU, parallel groups (one per torch thread, each op single-threaded) beat
+    # multi-threaded ops on these small tensors; they also degrade gracefully when other
+    # processes take a core, where OpenMP threads wait for each other at every op.
+    threads = torch.get_num_threads() if target_device.type == "cpu" else 1
+    workers = max(1, min(threads, len(instances) // _MIN_PARALLEL_GROUP))
+    group_size = settings.group_size or _AUTO_GROUP_SIZE.get(target_device.type, 8)
+    n_groups = max(-(-len(instances) // group_size), workers)
+    bounds = [len(instances) * g // n_groups for g in range(n_groups + 1)]
+    groups = [instances[start:stop] for start, stop in zip(bounds, bounds[1:])]
+
+    def train(group: list[Instance]) -> list[dict[str, Any]]:
+        return _train_group(config, group, data, test, task, settings, target_device,
+                            return_state)
+
+    if workers == 1:
+        return [result for group in groups for result in train(group)]
+    with _torch_threads(1), ThreadPoolExecutor(max_workers=workers) as pool:
+        return [result for group_results in pool.map(train, groups) for result in group_results]
+
+
+class CaloTrainer:
+    """``train_fn(params, instances)`` for :func:`optuna_robust.select` and friends.
+
+    Picklable for process executors: built from a path, it holds only the path and loads the
+    data lazily, once per worker process.
+
+    Args:
+        data:
+            A dataset object (see :class:`SampleSource`), e.g. a ``CaloData``, or the path
+            of a ROOT file, opened with ``CaloData.from_root`` in each worker process.
+        task:
+            ``"energy"`` or ``"position"``.
+        settings:
+            Sample sizes and early stopping (``None``: ``TrainSettings()``, the paper's).
+        device:
+            ``None``: CUDA when available, else the CPU.
+        num_threads:
+            CPU threads torch may use during a call (``None``: leave torch's setting), e.g.
+            cores / workers when several worker processes share a machine.
+        root_options:
+            Keyword arguments for ``CaloData.from_root`` when ``data`` is a path (branch
+            names, ``tree_name``, ``split_seed`` ...).
+    """
+
+    def __init__(
+        self,
+        data: SampleSource | str | os.PathLike[str],
+        *,
+        task: str,
+        settings: TrainSettings | None = None,
+        device: str | None = None,
+        num_threads: int | None = None,
+        root_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if task not in TASKS:
+            raise ValueError(f"task must be 'energy' or 'position' but got {task!r}.")
+        settings = TrainSettings() if settings is None else settings
+        if not isinstance(settings, TrainSettings):
+            raise ValueError(f"settings must be a TrainSettings but got {settings!r}.")
+        if num_threads is not None:
+            _check_int("num_threads", num_threads, minimum=1)
+        if device is not None:
+            _resolve_device(device)
+        if isinstance(data, str | os.PathLike):
+            self._path: str | None = os.fspath(data)
+            self._data: SampleSource | None = None
+        elif isinstance(data, SampleSource):
+            self._path, self._data = None, data
+        else:
+            raise ValueError(f"data must be a path or a dataset object but got {data!r}.")
+        self.task = task
+        self.settings = settings
+        self.device = device
+        self.num_threads = num_threads
+        self.root_options = dict(root_options or {})
+
+    def __call__(
+        self, params: Mapping[str, Any], instances: Sequence[Instance]
+    ) -> list[dict[str, Any]]:
+        """Train ``instances`` of the configuration ``params``; see :func:`train_instances`."""
+        config = ModelConfig.from_dict(params)
+        if self._data is not None:
+            data = self._data
+        else:
+            data = _open_data(str(self._path), self.root_options)
+        with _torch_threads(self.num_threads):
+            return train_instances(
+                config,
+                instances,
+                data=data,
+                task=self.task,
+                settings=self.settings,
+                device=self.device,
+            )
+
+    def __repr__(self) -> str:
+        source = repr(self._path) if self._path is not None else type(self._data).__name__
+        return f"CaloTrainer({source}, task={self.task!r}, settings={self.settings!r})"
+
+
+def _train_group(
+    config: ModelConfig,
+    instances: list[Instance],
+    data: SampleSource,
+    test: Sample,
+    task: str,
+    settings: TrainSettings,
+    device: torch.device,
+    return_state: bool,
+) -> list[dict[str, Any]]:
+    start_time = time.perf_counter()
+    n_train, batch_size = settings.n_train, config.batch_size
+
+    # Data: each instance's bootstrap sample, stacked as rows of one table (instance-major).
+    samples = [
+        _check_sample(data.training_sample(n_train, inst.data_seed), "training", n_train)
+        for inst in instances
+    ]
+    deposits = torch.stack([s.deposits for s in samples]).to(device)  # (K, n, 15, 15)
+    targets = torch.stack([_target(s, task) for s in samples]).to(device)  # (K, n)
+    extras = None
+    if config.inductive_bias:
+        extras = torch.stack([inductive_features(s.deposits, task) for s in samples]).to(device)
+    test_deposits = test.deposits.to(device)
+    test_targets = _target(test, task).to(device)
+    test_extras = inductive_features(test.deposits, task).to(device)
+    del samples
+
+    # Model: the reference networks' initial weights, stacked along a leading instance axis.
+    references = [build_model(config, task, init_seed=inst.init_seed) for inst in instances]
+    names = [name for name, _ in references[0].named_parameters()]
+    params = {
+        name: torch.stack([dict(ref.named_parameters())[name].detach() for ref in references])
+        .to(device)
+        .requires_grad_()
+        for name in names
+    }
+    del references
+    optimizer = _make_optimizer(config, list(params.values()), device)
+    net = _StackedNet(config)
+    loss_fn = loss_for(task)
+    generators = [
+        torch.Generator().manual_seed(derive_seed(inst.init_seed, "minibatches"))
+        for inst in instances
+    ]
+
+    active = list(range(len(instances)))  # positions (in `instances`) still training
+    curves: list[list[float]] = [[] for _ in instances]
+    results: list[dict[str, Any]] = [{} for _ in instances]
+    seconds = [(time.perf_counter() - start_time) / len(instances)] * len(instances)
+
+    for epoch in range(1, settings.max_epochs + 1):
+        epoch_start = time.perf_counter()
+        n_active = len(active)
+        # Row of each instance's example in the flattened (K * n) table, in its epoch order.
+        offsets = torch.arange(n_active, device=device).unsqueeze(1) * n_train
+        order = torch.stack([torch.randperm(n_train, generator=generators[i]) for i in active])
+        order = order.to(device) + offsets
+        flat_deposits = deposits.view(n_active * n_train, GRID_SIZE, GRID_SIZE)
+        flat_targets = targets.view(-1)
+        train_loss = torch.zeros(n_active, device=device)
+        for batch_start in range(0, n_train, batch_size):
+            rows = order[:, batch_start : batch_start + batch_size]  # (K, b)
+            # Minibatch-major input (b, K, 15, 15): channel k of example j is instance k's.
+            inputs = flat_deposits.index_select(0, rows.t().reshape(-1))
+            inputs = inputs.view(rows.shape[1], n_active, GRID_SIZE, GRID_SIZE)
+            batch_targets = flat_targets.index_select(0, rows.reshape(-1)).view(rows.shape)
+            batch_extras = None
+            if extras is not None:
+                batch_extras = extras.view(n_active * n_train, -1).index_select(
+                    0, rows.reshape(-1)
+                ).view(*rows.shape, -1)
+            predictions = net.forward(params, inputs, batch_extras)
+            losses = loss_fn(predictions, batch_targets)  # (K,): each instance's own mean
+            optimizer.zero_grad(set_to_none=True)
+            # The sum keeps the instances apart: d(sum)/d(loss_k) = 1 for each k.
+            losses.sum().backward()
+            optimizer.step()
+            train_loss += losses.detach()
+
+        test_loss = _evaluate(net, params, test_deposits, test_targets, test_extras, task)
+        train_finite = torch.isfinite(train_loss).tolist()
+        epoch_seconds = time.perf_counter() - epoch_start
+        stopped = []
+        for slot, position in enumerate(active):
+            seconds[position] += epoch_seconds / n_active
+            loss = test_loss[slot] if train_finite[slot] else math.inf
+            curves[position].append(loss if math.isfinite(loss) else math.inf)
+            if _stops_after(
+                curves[position],
+                epoch,
+                settings.min_epochs,
+                settings.window,
+                settings.tolerance,
+                settings.max_epochs,
+            ):
+                stopped.append(slot)
+        for slot in stopped:
+            position = active[slot]
+            curve = curves[position]
+            results[position] = {
+                "loss": curve[-1],
+                "epochs": epoch,
+                "seconds": 0.0,  # filled in below: later epochs add nothing to it
+                "curve": curve,
+                "stop_reason": _stop_reason(curve, settings),
+            }
+            if return_state:
+                results[position]["state_dict"] = {
+                    name: tensor[slot].detach().cpu().clone() for name, tensor in params.items()
+                }
+        if stopped:
+            # Drop the stopped instances: momentum and weight decay would keep moving them.
+            keep = [slot for slot in range(n_active) if slot not in stopped]
+            active = [active[slot] for slot in keep]
+            if not active:
+                break
+            keep_index = torch.tensor(keep, device=device)
+            deposits, targets = deposits[keep_index], targets[keep_index]
+            if extras is not None:
+                extras = extras[keep_index]
+            params, optimizer = _keep_instances(params, optimizer, keep_index, config, device)
+
+    for position, result in enumerate(results):
+        result["seconds"] = seconds[position]
+    return results
+
+
+class _StackedNet:
+    """The forward pass of K stacked copies of one configuration (see ``CaloNet``)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.config = config
+        self.pool_first = config.pooling and config.activation in MONOTONE_ACTIVATIONS
+
+    def forward(
+        self, params: dict[str, torch.Tensor], inputs: torch.Tensor, extras: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Predictions of shape ``(K, b)``.
+
+        Args:
+            params:
+                Stacked parameters, named as in ``CaloNet`` with a leading instance axis.
+            inputs:
+                Images ``(b, K, 15, 15)``: channel ``k`` of example ``j`` is instance ``k``'s.
+            extras:
+                Inductive features ``(K, b, m)``, or None.
+        """
+        config = self.config
+        n_stack = params["output.bias"].shape[0]
+        # Channels-last: pooling and the elementwise work run along contiguous channels, which
+        # is several times faster than NCHW on a CPU with K * filters channels.
+        hidden = inputs.contiguous(memory_format=torch.channels_last)
+        for layer, (filters, kernel) in enumerate(config.conv_layers):
+            weight = params[f"convs.{layer}.weight"]
+            weight = weight.reshape(n_stack * filters, *weight.shape[2:])
+            weight = weight.contiguous(memory_format=torch.channels_last)
+            bias = params[f"convs.{layer}.bias"].reshape(-1)
+            padding = kernel // 2 if config.padding == "same" else 0
+            hidden = functional.conv2d(hidden, weight, bias, padding=padding, groups=n_stack)
+            slope = params.get(f"conv_activations.{layer}.weight")
+            if self.pool_first:
+                # Same values and gradients as activation-then-pool for a monotone activation,
+                # on a quarter of the elements.
+                hidden = _activate(functional.max_pool2d(hidden, 2), config.activation, slope)
+            else:
+                hidden = _activate(hidden, config.activation, slope)
+                if config.pooling:
+                    hidden = functional.max_pool2d(hidden, 2)
+        batch = hidden.shape[0]
+        hidden = hidden.reshape(batch, n_stack, -1).transpose(0, 1)  # (K, b, features)
+        for layer in range(config.n_fc):
+            weight = params[f"fcs.{layer}.weight"]
+            bias = params[f"fcs.{layer}.bias"].unsqueeze(1)
+            hidden = torch.baddbmm(bias, hidden, weight.transpose(1, 2))
+            slope = params.get(f"fc_activations.{layer}.weight")
+            hidden = _activate(hidden, config.activation, slope, channels_last=True)
+            if layer == 0 and extras is not None:
+                hidden = torch.cat([hidden, extras], dim=2)
+        weight, bias = params["output.weight"], params["output.bias"].unsqueeze(1)
+        return torch.baddbmm(bias, hidden, weight.transpose(1, 2)).squeeze(2)
+
+
+def _activate(
+    hidden: torch.Tensor, name: str, slope: torch.Tensor | None, channels_last: bool = False
+) -> torch.Tensor:
+    if name == "ReLU":
+        return functional.relu(hidden)
+    if name == "LeakyReLU":
+        return functional.leaky_relu(hidden, 0.01)
+    if name == "ELU":
+        return functional.elu(hidden)
+    if name == "GELU":
+        return functional.gelu(hidden)
+    if name == "Sigmoid":
+        return torch.sigmoid(hidden)
+    if name == "Tanh":
+        return torch.tanh(hidden)
+    assert name == "PReLU" and slope is not None
+    if channels_last:  # (K, b, units) with slopes (K, units)
+        return torch.where(hidden >= 0, hidden, hidden * slope.unsqueeze(1))
+    return functional.prelu(hidden, slope.reshape(-1))  # (b, K * channels, h, w)
+
+
+def _evaluate(
+    net: _StackedNet,
+    params: dict[str, torch.Tensor],
+    deposits: torch.Tensor,
+    targets: torch.Tensor,
+    extras: torch.Tensor,
+    task: str,
+) -> list[float]:
+    """Test loss of each stacked instance (float64 sums over chunks of the test sample)."""
+    config = net.config
+    loss_fn = loss_for(task)
+    n_stack = params["output.bias"].shape[0]
+    first_side = GRID_SIZE if config.padding == "same" else GRID_SIZE - config.conv1_kernel + 1
+    budget = _EVAL_FLOATS.get(deposits.device.type, _EVAL_FLOATS["cpu"])
+    rows_per_chunk = max(1, budget // (n_stack * config.conv1_filters * first_side**2))
+    total = torch.zeros(n_stack, dtype=torch.float64, device=deposits.device)
+    with torch.no_grad():
+        for start in range(0, deposits.shape[0], rows_per_chunk):
+            stop = start + rows_per_chunk
+            # Every instance sees the same images: as K channels, the convolutions take the
+            # fast grouped, channels-last path of training (one image against K*filters
+            # filters in one ungrouped convolution came out NCHW and 3x slower).
+            inputs = deposits[start:stop].unsqueeze(1).expand(-1, n_stack, -1, -1)
+            chunk_extras = None
+            if config.inductive_bias:
+                chunk_extras = extras[start:stop].expand(n_stack, -1, -1)
+            predictions = net.forward(params, inputs, chunk_extras)
+            chunk_targets = targets[start:stop].expand_as(predictions)
+            total += loss_fn(predictions, chunk_targets).double() * predictions.shape[1]
+    losses: list[float] = (total / deposits.shape[0]).tolist()
+    return losses
+
+
+def _target(sample: Sample, task: str) -> torch.Tensor:
+    return sample.energy if task == "energy" else sample.x
+
+
+def _make_optimizer(
+    config: ModelConfig, params: list[torch.Tensor], device: torch.device
+) -> torch.optim.Optimizer:
+    optimizer_class = getattr(torch.optim, config.optimizer)
+    # weight_decay: decoupled for AdamW; for the others torch adds l2 * w to the gradient,
+    # i.e. the L2 term (l2 / 2) * ||w||^2 of each instance's own loss.
+    options: dict[str, Any] = {"lr": config.lr, "weight_decay": config.l2}
+    if config.optimizer in _FUSED.get(device.type, frozenset()):
+        options["fused"] = True
+    else:
+        options["foreach"] = True
+    optimizer: torch.optim.Optimizer = optimizer_class(params, **options)
+    return optimizer
+
+
+def _keep_instances(
+    params: dict[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    keep: torch.Tensor,
+    config: ModelConfig,
+    device: torch.device,
+) -> tuple[dict[str, torch.Tensor], torch.optim.Optimizer]:
+    """Slice the stacked parameters and the optimiser state down to the instances kept."""
+    kept = {name: tensor.detach()[keep].requires_grad_() for name, tensor in params.items()}
+    new_optimizer = _make_optimizer(config, list(kept.values()), device)
+    for name, tensor in params.items():
+        state = optimizer.state.get(tensor)
+        if state:
+            # Per-element state has the parameter's shape; scalars (step counts) are shared
+            # because every instance has taken the same steps.
+            new_optimizer.state[kept[name]] = {
+                key: value[keep]
+                if isinstance(value, torch.Tensor) and value.shape == tensor.shape
+                else value
+                for key, value in state.items()
+            }
+    return kept, new_optimizer
+
+
+def _stops_after(
+    curve: Sequence[float],
+    epoch: int,
+    min_epochs: int,
+    window: int,
+    tolerance: float,
+    max_epochs: int,
+) -> bool:
+    """Whether the rule stops training after ``epoch`` (1-based), looking at curve[:epoch]."""
+    return (
+        not math.isfinite(curve[epoch - 1])
+        or _window_is_flat(curve, epoch, min_epochs, window, tolerance)
+        or epoch >= max_epochs
+    )
+
+
+def _window_is_flat(
+    curve: Sequence[float], epoch: int, min_epochs: int, window: int, tolerance: float
+) -> bool:
+    if epoch < max(min_epochs, window):
+        return False
+    recent = curve[epoch - window : epoch]
+    return max(recent) <= (1 + tolerance) * min(recent)
+
+
+def _stop_reason(curve: Sequence[float], settings: TrainSettings) -> str:
+    if not math.isfinite(curve[-1]):
+        return "diverged"
+    epoch = len(curve)
+    if _window_is_flat(curve, epoch, settings.min_epochs, settings.window, settings.tolerance):
+        return "converged"
+    return "max_epochs"
+
+
+def _check_int(name: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum} but got {value!r}.")
+
+
+def _check_instance(instance: object) -> Instance:
+    try:
+        data_seed, init_seed = instance.data_seed, instance.init_seed  # type: ignore[attr-defined]
+    except AttributeError:
+        raise ValueError(
+            f"instances must be Instance(index, data_seed, init_seed) but got {instance!r}."
+        ) from None
+    if not (isinstance(data_seed, int) and isinstance(init_seed, int)):
+        raise ValueError(f"data_seed and init_seed must be integers but got {instance!r}.")
+    return Instance(getattr(instance, "index", 0), data_seed, init_seed)
+
+
+def _check_sample(sample: Sample, kind: str, n_rows: int | None) -> Sample:
+    deposits = getattr(sample, "deposits", None)
+    shape = tuple(getattr(deposits, "shape", ()))
+    if not isinstance(deposits, torch.Tensor) or shape[1:] != (GRID_SIZE, GRID_SIZE):
+        raise ValueError(f"The {kind} sample's deposits must have shape (n, 15, 15): {shape}.")
+    if n_rows is not None and shape[0] != n_rows:
+        raise ValueError(f"The {kind} sample has {shape[0]} rows but {n_rows} were asked for.")
+    return Sample(deposits.float(), sample.energy.float(), sample.x.float(), sample.y.float())
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be e.g. 'cpu' or 'cuda' but got {device!r}.") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for but CUDA is not available here.")
+    return resolved
+
+
+def _keep_freed_memory() -> None:
+    """Ask glibc to keep freed heap memory for reuse instead of returning it to the kernel.
+
+    A training step frees and re-allocates the same activation buffers (megabytes each). With
+    glibc's defaults they go back to the kernel and every re-allocation page-faults: thousands
+    of faults per step, 20-30 % of a CPU step here. The setting is process-wide; its cost is
+    that the process keeps up to 1 GiB of freed memory mapped (for reuse) until it exits.
+    """
+    global _malloc_tuned
+    if _malloc_tuned or not sys.platform.startswith("linux"):
+        return
+    _malloc_tuned = True
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES)
+        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+    except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to tune
+        pass
+
+
+_OPENED: dict[str, SampleSource] = {}
+
+
+def _open_data(path: str, root_options: Mapping[str, Any]) -> SampleSource:
+    """The dataset at ``path``, opened once per process (workers get the path, not the data)."""
+    key = f"{path}|{sorted(root_options.items())}"
+    if key not in _OPENED:
+        from optuna_robust.calo.data import CaloData
+
+        _OPENED[key] = CaloData.from_root(path, **root_options)
+    return _OPENED[key]
+
+
+@contextlib.contextmanager
+def _torch_threads(num_threads: int | None) -> Iterator[None]:
+    if num_threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -1,0 +1,45 @@
+"""Run one study of the paper at a scale: `.venv/bin/python studies/run.py NAME --scale cpu`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+import sys
+import time
+
+import optuna
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import SCALES  # noqa: E402
+from _common import STUDIES  # noqa: E402
+from _common import load_config  # noqa: E402
+from _common import write_report  # noqa: E402
+
+
+def run_study(name: str, scale: str, out: Path | None = None) -> Path:
+    """Run ``studies/<name>/study.py`` at ``scale``; return the path of its report."""
+    config = load_config(name, scale)
+    out = STUDIES / name if out is None else out
+    out.mkdir(parents=True, exist_ok=True)
+    spec = importlib.util.spec_from_file_location(f"study_{name}", STUDIES / name / "study.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    start = time.perf_counter()
+    body = module.run(config, out)
+    return write_report(out, config, body, time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("name", help="the study folder, e.g. selection")
+    parser.add_argument("--scale", choices=SCALES, default="cpu")
+    parser.add_argument("--out", type=Path, default=None, help="default: the study folder")
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    print(f"Wrote {run_study(args.name, args.scale, args.out)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The command line: clear errors on bad input, and the whole workflow on a tiny dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from optuna_robust import cli
+
+
+def _fails(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["simulate", "--dataset", "A", "--events", "0", "--out", "x.root"],
+            "--events: must be >= 1, got 0",
+        ),
+        (
+            ["simulate", "--dataset", "C", "--events", "5", "--out", "x.root"],
+            "invalid choice: 'C'",
+        ),
+        (
+            ["simulate", "--dataset", "A", "--events", "ten", "--out", "x.root"],
+            "expected a int, got 'ten'",
+        ),
+        (["nas", "--data", "x.root", "--trials", "-3"], "--trials: must be >= 1, got -3"),
+        (["select", "--data", "x.root", "--tolerance", "-0.1"], "--tolerance: must be >= 0.0"),
+    ],
+)
+def test_cli_argument_out_of_range(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert message in _fails(argv, capsys)
+
+
+def test_cli_unreachable_storage(capsys: pytest.CaptureFixture[str]) -> None:
+    err = _fails(["report", "--storage", "postgresql://nobody@127.0.0.1:1/none"], capsys)
+    assert "Cannot open storage 'postgresql://nobody@127.0.0.1:1/none'" in err
+    assert "Traceback" not in err
+
+
+def test_cli_space_file_typo_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    space = tmp_path / "space.toml"
+    space.write_text("[fixed]\nn_conv = 1\n\n[space]\nlearning_rate = [0.001, 0.01]\n")
+    argv = ["select", "--storage", f"sqlite:///{tmp_path / 'r.db'}", "--data", "x.root"]
+    err = _fails([*argv, "--space", str(space), "--no-baseline"], capsys)
+    assert "unknown key 'learning_rate' in [space]; did you mean 'lr'?" in err
+    assert optuna.get_all_study_names(f"sqlite:///{tmp_path / 'r.db'}") == []  # nothing written
+
+
+def test_cli_space_file_invalid_value_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    space = tmp_path / "space.toml"
+    space.write_text("[space]\nconv1_kernel = [3, 4]\n")
+    argv = ["select", "--storage", f"sqlite:///{tmp_path / 'r.db'}", "--data", "x.root"]
+    err = _fails([*argv, "--space", str(space), "--no-baseline"], capsys)
+    assert "conv1_kernel" in err and "4" in err
+
+
+def test_cli_missing_data_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["select", "--storage", f"sqlite:///{tmp_path / 'r.db'}", "--space", "tiny"]
+    err = _fails([*argv, "--data", str(tmp_path / "missing.root")], capsys)
+    assert "missing.root" in err and "Traceback" not in err
+
+
+def test_cli_workflow_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """simulate -> select -> nas -> robustness -> report, on one storage, at toy scale."""
+    data = tmp_path / "a.root"
+    storage = f"sqlite:///{tmp_path / 'robust.db'}"
+    assert cli.main(["simulate", "--dataset", "A", "--events", "800", "--out", str(data)]) == 0
+    tiny = ["--storage", storage, "--data", str(data), "--n-train", "64", "--n-test", "128"]
+    tiny += ["--min-epochs", "1", "--window", "1", "--max-epochs", "2"]
+    assert (
+        cli.main(["select", *tiny, "--space", "tiny", "--no-baseline", "--final-instances", "2"])
+        == 0
+    )
+    assert cli.main(["nas", *tiny, "--trials", "2"]) == 0
+    assert (
+        cli.main(["robustness", *tiny, "--study", "nas", "--trial", "0", "--instances", "2"]) == 0
+    )
+    capsys.readouterr()
+    assert cli.main(["report", "--storage", storage]) == 0
+    out = capsys.readouterr().out
+    for line in ("robust  selection", "nas        nas", "nas:robustness robustness", "nas#0"):
+        assert line.split()[0] in out
+    names = set(optuna.get_all_study_names(storage))
+    assert names == {"robust", "nas", "nas:robustness"}
+    selection = optuna.load_study(study_name="robust", storage=storage)
+    winner = selection.best_trial
+    assert len([k for k in winner.user_attrs if k.startswith("robust:final:")]) == 2
+    measured = optuna.load_study(study_name="nas:robustness", storage=storage).trials[0]
+    assert measured.system_attrs["robust:source"] == "nas#0"
