@@ -95,6 +95,7 @@ def _select(args: argparse.Namespace) -> None:
             seed=args.seed,
             executor=executor,
             artifact_dir=args.artifact_dir,
+            threads=args.threads,
         )
     finally:
         if executor is not None:
@@ -122,6 +123,7 @@ def _nas(args: argparse.Namespace) -> None:
         n_trials=args.trials,
         settings=_settings(args),
         seed=args.seed,
+        threads=args.threads,
     )
     best = study.best_trial
     print(f"Best of {len(study.trials)} trials: #{best.number}, loss {best.value:.6g}")
@@ -141,6 +143,7 @@ def _robustness(args: argparse.Namespace) -> None:
         n_instances=args.instances,
         settings=_settings(args),
         seed=args.seed,
+        threads=args.threads,
     )
     print(f"Stored {args.instances} fresh instances in study {args.study}:robustness.")
     print(
@@ -184,6 +187,7 @@ def _add_training(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tolerance", type=FRACTION, default=0.1, help="early-stop spread")
     parser.add_argument("--max-epochs", type=COUNT, default=500)
     parser.add_argument("--seed", type=SEED, default=0)
+    parser.add_argument("--threads", type=COUNT, default=1, help="torch threads per process")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,8 @@ import time
 import tomllib
 from typing import Any
 
+import pandas as pd
+
 from optuna_robust.calo.simulate import simulate
 from optuna_robust.calo.train import TrainSettings
 
@@ -71,3 +73,10 @@ def write_report(out: Path, config: Mapping[str, Any], body: str, seconds: float
     path = out / "report.md"
     path.write_text(header + body.strip() + "\n")
     return path
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """A DataFrame as a Markdown table, floats to 4 significant digits."""
+    rows = [[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row] for row in frame.values]
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|---" * frame.shape[1] + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])

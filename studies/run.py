@@ -9,6 +9,7 @@ import sys
 import time
 
 import optuna
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SCALES  # noqa: E402
@@ -20,6 +21,9 @@ from _common import write_report  # noqa: E402
 def run_study(name: str, scale: str, out: Path | None = None) -> Path:
     """Run ``studies/<name>/study.py`` at ``scale``; return the path of its report."""
     config = load_config(name, scale)
+    # One torch thread per process: the networks are small, and two OpenMP threads on a busy
+    # 2-core machine made training about ten times slower (docs/performance.md).
+    torch.set_num_threads(1)
     out = STUDIES / name if out is None else out
     out.mkdir(parents=True, exist_ok=True)
     spec = importlib.util.spec_from_file_location(f"study_{name}", STUDIES / name / "study.py")

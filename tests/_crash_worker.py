@@ -1,4 +1,6 @@
-"""A selection that a test kills with SIGKILL and reruns: `python -m tests._crash_worker MODE URL LOG`.
+"""A selection that a test kills with SIGKILL and reruns.
+
+Run as `python -m tests._crash_worker MODE URL LOG`.
 
 MODE is "select" (the round-synchronous driver) or "optimize" (study.optimize with the
 RobustPruner). Every trained instance is appended to LOG before its result is returned, so the

@@ -27,9 +27,13 @@ from optuna_robust.calo.spaces import small_space
 from optuna_robust.calo.train import TrainSettings
 
 EVENTS = 20_000
-FINAL_INSTANCES = 10
+FINAL_INSTANCES = 8
+# Demo-scale training (1,000 examples, at most 20 epochs) leaves every network a few times
+# worse than the parametric baseline, so the paper's 20 % gate would drop them all: the demo
+# gates at 3x the baseline instead, and says so.
+GATE_TOLERANCE = 2.0
 SETTINGS = TrainSettings(
-    min_epochs=8, window=4, tolerance=0.1, max_epochs=30, n_train=2_000, n_test=4_000
+    min_epochs=6, window=3, tolerance=0.1, max_epochs=20, n_train=1_000, n_test=4_000
 )
 
 
@@ -46,7 +50,10 @@ def run_demo(*, storage: str, study_prefix: str, seed: int, workdir: str | Path)
         data, task="energy", n_train=SETTINGS.n_train, n_test=SETTINGS.n_test, seed=seed
     )
     artifacts = Path(workdir) / "artifacts"
-    print(f"2. Robust selection over 16 candidates (parametric baseline loss {baseline:.4g})")
+    print(
+        f"2. Robust selection over 16 candidates; parametric baseline loss {baseline:.4g}, "
+        f"gate at {1 + GATE_TOLERANCE:.0f}x it (short demo training)"
+    )
     selection = robust_selection(
         storage=storage,
         study_name=f"{study_prefix}-robust",
@@ -55,6 +62,7 @@ def run_demo(*, storage: str, study_prefix: str, seed: int, workdir: str | Path)
         candidates=small_space(),
         settings=SETTINGS,
         baseline=baseline,
+        baseline_tolerance=GATE_TOLERANCE,
         final_instances=FINAL_INSTANCES,
         seed=seed,
         artifact_dir=artifacts,
@@ -86,7 +94,7 @@ def run_demo(*, storage: str, study_prefix: str, seed: int, workdir: str | Path)
     )
     rows = [
         _row("robust selection", selection.winners[0], budget + FINAL_INSTANCES),
-        _row("TPE NAS", tpe_measured, len(tpe.trials) + FINAL_INSTANCES),
+        _row("TPE NAS", tpe_measured, len(tpe.trials) + FINAL_INSTANCES, tpe.best_trial.number),
     ]
     table = pd.DataFrame(rows)
     print("\n5. Loss of each winner on the same number of fresh instances (lower is better):")

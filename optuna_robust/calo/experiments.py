@@ -83,8 +83,14 @@ def robust_selection(
     executor: concurrent.futures.Executor | None = None,
     artifact_dir: str | Path | None = None,
     show_progress_bar: bool = True,
+    threads: int | None = 1,
 ) -> SelectionResult:
-    """The paper's robust selection (``select``) with the calorimeter trainer."""
+    """The paper's robust selection (``select``) with the calorimeter trainer.
+
+    ``threads`` is torch's CPU thread count per training process (``None``: torch's default).
+    One thread is the default: these networks are small, and two OpenMP threads on a busy
+    2-core machine made training ten times slower here; use an executor for parallelism.
+    """
     study = optuna.create_study(
         storage=storage,
         study_name=study_name,
@@ -102,7 +108,7 @@ def robust_selection(
     study.set_user_attr("task", task)
     if baseline is not None:
         study.set_user_attr("baseline_loss", baseline)
-    trainer = CaloTrainer(str(data_path), task=task, settings=settings)
+    trainer = CaloTrainer(str(data_path), task=task, settings=settings, num_threads=threads)
     return select(
         study,
         trainer,
@@ -124,6 +130,7 @@ def nas(
     settings: TrainSettings,
     seed: int = 0,
     show_progress_bar: bool = True,
+    threads: int | None = 1,
 ) -> optuna.Study:
     """The paper's NAS baseline (section 7): TPE, one instance per trial, in the same storage."""
     study = optuna.create_study(
@@ -135,7 +142,7 @@ def nas(
     )
     study.set_user_attr(KIND_KEY, "nas")
     study.set_user_attr("task", task)
-    trainer = CaloTrainer(str(data_path), task=task, settings=settings)
+    trainer = CaloTrainer(str(data_path), task=task, settings=settings, num_threads=threads)
 
     def objective(trial: optuna.Trial) -> float:
         config = suggest_nas(trial)
@@ -166,6 +173,7 @@ def robustness(
     n_instances: int,
     settings: TrainSettings,
     seed: int = 0,
+    threads: int | None = 1,
 ) -> optuna.trial.FrozenTrial:
     """Train fresh instances of one model and store them in ``<study>:robustness``.
 
@@ -186,7 +194,8 @@ def robustness(
         make_instance(seed=seed, params_key=key, phase="final", index=i, pairing="data")
         for i in range(n_instances)
     ]
-    results = CaloTrainer(str(data_path), task=task, settings=settings)(config, instances)
+    trainer = CaloTrainer(str(data_path), task=task, settings=settings, num_threads=threads)
+    results = trainer(config, instances)
     records = {record_key("final", i.index): make_record(i, r) for i, r in zip(instances, results)}
     losses = np.array([float(r["loss"]) for r in records.values()])
     target = optuna.create_study(

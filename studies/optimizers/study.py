@@ -1,0 +1,132 @@
+"""Fig. 13 of the paper: seven optimizers over the learning rate x batch size x L2 grid.
+
+Every grid point of every optimizer (with and without the inductive bias) trains ``instances``
+independent instances; the boxplots show each optimizer's instances at its best grid point.
+Run with::
+
+    .venv/bin/python studies/run.py optimizers --scale smoke   # or cpu, paper
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from _common import STUDIES
+from _common import dataset
+from _common import markdown
+from _common import settings
+from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter
+import numpy as np
+import pandas as pd
+
+from optuna_robust._evaluate import params_key
+from optuna_robust._records import make_instance
+from optuna_robust.calo.data import CaloData
+from optuna_robust.calo.spaces import product
+from optuna_robust.calo.train import train_instances
+
+
+def run(config: dict[str, Any], out: Path) -> str:
+    folder = out / "data" if config["scale"] == "smoke" else STUDIES / "data"
+    data = CaloData.from_root(dataset(config["dataset"], config["n_events"], 0, folder))
+    grid = {"inductive_bias": config["inductive_bias"], "optimizer": config["optimizers"]}
+    grid |= {"lr": config["lrs"], "batch_size": config["batch_sizes"], "l2": config["l2"]}
+    candidates = product(grid, activation="ReLU", **config["model"])
+    rows = []
+    for candidate in candidates:
+        key = params_key(candidate)
+        instances = [
+            make_instance(
+                seed=config["seed"], params_key=key, phase="final", index=i, pairing="none"
+            )
+            for i in range(config["instances"])
+        ]
+        results = train_instances(
+            candidate, instances, data=data, task=config["task"], settings=settings(config)
+        )
+        rows += [
+            {**candidate, "loss": r["loss"], "epochs": r["epochs"], "seconds": r["seconds"]}
+            for r in results
+        ]
+    losses = pd.DataFrame(rows)
+    losses["net"] = np.where(losses["inductive_bias"], "+ energy sum", "raw deposits")
+    losses["point"] = [f"lr {r.lr:g}, bs {r.batch_size}, L2 {r.l2:g}" for r in losses.itertuples()]
+
+    # Per net and optimizer: the grid point with the lowest median loss, and its spread.
+    summary, boxes = [], {}
+    for (net, optimizer), group in losses.groupby(["net", "optimizer"], sort=False):
+        best_point = group.groupby("point", sort=False)["loss"].median().idxmin()
+        best = group.loc[group["point"] == best_point, "loss"].to_numpy()
+        boxes[(net, optimizer)] = best
+        finite = best[np.isfinite(best)]
+        q25, q75 = np.percentile(finite, [25, 75]) if finite.size else (np.nan, np.nan)
+        summary.append(
+            {
+                "net": net,
+                "optimizer": optimizer,
+                "best point": best_point,
+                "median": float(np.median(best)),
+                "IQR": float(q75 - q25),
+                "max": float(np.max(best)),
+                "diverged (all points)": int((~np.isfinite(group["loss"])).sum()),
+            }
+        )
+    summary_frame = pd.DataFrame(summary).sort_values(["net", "median"], ignore_index=True)
+
+    # Fig. 13: one panel per net, one box per optimizer at its best grid point.
+    nets = list(dict.fromkeys(losses["net"]))
+    fig = Figure(figsize=(max(6.0, 0.9 * len(config["optimizers"]) + 2), 3.2 * len(nets)))
+    axes = fig.subplots(len(nets), 1, squeeze=False)[:, 0]
+    for ax, net in zip(axes, nets):
+        values = [boxes[(net, o)] for o in config["optimizers"]]
+        ax.boxplot([v[np.isfinite(v)] for v in values])
+        ax.set_xticks(range(1, len(values) + 1), config["optimizers"])
+        ax.set_yscale("log")
+        for axis_ticks in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+            axis_ticks(FormatStrFormatter("%.3g"))  # plain numbers, not 5x10^1
+        ax.set_ylabel("test loss")
+        ax.set_title(
+            f"{net}: {config['instances']} instances at each optimizer's best point",
+            fontsize="medium",
+        )
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "optimizers.png", dpi=100)
+
+    throughput = losses["epochs"].sum() / losses["seconds"].sum()
+    best_two = summary_frame.sort_values("median")["optimizer"].head(2).tolist()
+    agree = set(best_two) & {"NAdam", "AdamW"}
+    caveat = (
+        "This is a smoke run: its numbers mean nothing."
+        if config["scale"] == "smoke"
+        else (
+            "Smaller nets, fewer examples and epochs, and the fast simulation instead of "
+            "GEANT4 can reorder optimizers whose best points lie close together."
+        )
+    )
+    return f"""
+{len(candidates)} models ({len(config["optimizers"])} optimizers x {len(config["lrs"])} learning
+rates x {len(config["batch_sizes"])} batch sizes x {len(config["l2"])} L2 values x
+{len(config["inductive_bias"])} nets), {config["instances"]} instances each, on
+{config["n_train"]} bootstrap examples of dataset {config["dataset"]} ({config["task"]}),
+tested on {config["n_test"]}. AdamW uses decoupled weight decay, the others L2. Instance
+throughput: {throughput:.2f} instance-epochs/s.
+
+## Each optimizer at its best grid point (by median loss)
+
+{markdown(summary_frame)}
+
+![optimizers](optimizers.png)
+
+## Compared with the paper
+
+The paper keeps NAdam and AdamW, which performed best. Here the two lowest medians belong to
+{" and ".join(best_two)}: {
+        "at least one of the paper" + chr(39) + "s two"
+        if agree
+        else "neither of the paper" + chr(39) + "s two"
+    }.
+{caveat}
+"""
