@@ -19,6 +19,8 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/optuna-robust demo --storage sqlite:///robust.db
 
 test: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed

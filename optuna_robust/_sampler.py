@@ -9,7 +9,6 @@ import contextlib
 import hashlib
 import itertools
 import json
-import logging
 import threading
 from typing import TYPE_CHECKING
 from typing import Any
@@ -24,8 +23,6 @@ if TYPE_CHECKING:
     from optuna.study import Study
     from optuna.trial import FrozenTrial
     from optuna.trial import Trial
-
-_logger = logging.getLogger(__name__)
 
 CANDIDATE_KEY = "robust:candidate"
 _FINGERPRINT_KEY = "robust:candidates_fingerprint"

@@ -107,8 +107,9 @@ def _select(args: argparse.Namespace) -> None:
     if not result.winners:
         print("No model passed the baseline gate: loosen --tolerance-gate or train longer.")
         return
-    phase = "final" if args.final_instances else "selection"
-    report = robustness_report(result.winners, phase=phase)
+    report = robustness_report(
+        result.winners, phase="final" if args.final_instances else "selection"
+    )
     print(report.drop(columns=["statistic"]).to_string(index=False))
 
 

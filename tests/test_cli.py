@@ -100,3 +100,32 @@ def test_cli_workflow_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert len([k for k in winner.user_attrs if k.startswith("robust:final:")]) == 2
     measured = optuna.load_study(study_name="nas:robustness", storage=storage).trials[0]
     assert measured.system_attrs["robust:source"] == "nas#0"
+
+
+def test_demo_runs_end_to_end_at_toy_scale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from optuna_robust.calo import demo
+    from optuna_robust.calo.spaces import tiny_space
+    from optuna_robust.calo.train import TrainSettings
+
+    monkeypatch.setattr(demo, "EVENTS", 600)
+    monkeypatch.setattr(demo, "FINAL_INSTANCES", 2)
+    monkeypatch.setattr(demo, "GATE_TOLERANCE", 1e6)  # toy training never nears the baseline
+    monkeypatch.setattr(
+        demo,
+        "SETTINGS",
+        TrainSettings(min_epochs=1, window=1, max_epochs=1, n_train=32, n_test=64),
+    )
+    monkeypatch.setattr(demo, "small_space", tiny_space)
+    storage = f"sqlite:///{tmp_path / 'robust.db'}"
+    table = demo.run_demo(storage=storage, study_prefix="demo", seed=0, workdir=tmp_path)
+    assert table["model"].tolist() == ["robust selection", "TPE NAS"]
+    assert (table["trainings"] > 0).all()
+    out = capsys.readouterr().out
+    assert f"optuna-dashboard {storage} --artifact-dir" in out
+    assert set(optuna.get_all_study_names(storage)) == {
+        "demo-robust",
+        "demo-tpe",
+        "demo-tpe:robustness",
+    }

@@ -50,8 +50,9 @@ def run_demo(*, storage: str, study_prefix: str, seed: int, workdir: str | Path)
         data, task="energy", n_train=SETTINGS.n_train, n_test=SETTINGS.n_test, seed=seed
     )
     artifacts = Path(workdir) / "artifacts"
+    candidates = small_space()
     print(
-        f"2. Robust selection over 16 candidates; parametric baseline loss {baseline:.4g}, "
+        f"2. Robust selection over {len(candidates)} candidates; baseline loss {baseline:.4g}, "
         f"gate at {1 + GATE_TOLERANCE:.0f}x it (short demo training)"
     )
     selection = robust_selection(
@@ -59,7 +60,7 @@ def run_demo(*, storage: str, study_prefix: str, seed: int, workdir: str | Path)
         study_name=f"{study_prefix}-robust",
         data_path=data_path,
         task="energy",
-        candidates=small_space(),
+        candidates=candidates,
         settings=SETTINGS,
         baseline=baseline,
         baseline_tolerance=GATE_TOLERANCE,
@@ -68,6 +69,8 @@ def run_demo(*, storage: str, study_prefix: str, seed: int, workdir: str | Path)
         artifact_dir=artifacts,
     )
     print(selection.rounds.to_string(index=False))
+    if not selection.winners:
+        raise RuntimeError("No model passed the baseline gate; the demo cannot compare winners.")
     budget = selection.budget.selection_instances
     print(f"3. TPE NAS in the same storage with the same {budget} trainings")
     tpe = nas(
@@ -106,9 +109,13 @@ def run_demo(*, storage: str, study_prefix: str, seed: int, workdir: str | Path)
     return table
 
 
-def _row(name: str, trial: optuna.trial.FrozenTrial, trainings: int) -> dict[str, object]:
+def _row(
+    name: str, trial: optuna.trial.FrozenTrial, trainings: int, number: int | None = None
+) -> dict[str, object]:
+    """One line of the table: ``number`` is the trial of the original study, if not ``trial``."""
     losses = instance_losses(trial, phase="final")
     stats = {
         s: robust_value(resolve_statistic(s), losses) for s in ("mean", "median", "std", "max")
     }
-    return {"model": name, "trial": trial.number, **stats, "trainings": trainings}
+    trial_number = trial.number if number is None else number
+    return {"model": name, "trial": trial_number, **stats, "trainings": trainings}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 import concurrent.futures
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -213,16 +212,6 @@ def robustness(
     return target.trials[-1]
 
 
-@dataclasses.dataclass(frozen=True)
-class StudySummary:
-    name: str
-    kind: str
-    trials: int
-    trainings: int
-    best_trial: int | None
-    best_value: float | None
-
-
 def summarise(storage: optuna.storages.BaseStorage | str) -> pd.DataFrame:
     """One row per study in the storage: its kind, trials, trainings spent and best trial."""
     rows = []
@@ -234,16 +223,14 @@ def summarise(storage: optuna.storages.BaseStorage | str) -> pd.DataFrame:
         best = min(complete, key=lambda t: t.value) if complete else None  # type: ignore[arg-type, return-value]
         kind = study.user_attrs.get(KIND_KEY, "optuna")
         rows.append(
-            dataclasses.asdict(
-                StudySummary(
-                    name=summary.study_name,
-                    kind=kind,
-                    trials=len(trials),
-                    trainings=trainings,
-                    best_trial=None if best is None else best.number,
-                    best_value=None if best is None else best.value,
-                )
-            )
+            {
+                "name": summary.study_name,
+                "kind": kind,
+                "trials": len(trials),
+                "trainings": trainings,
+                "best_trial": None if best is None else best.number,
+                "best_value": None if best is None else best.value,
+            }
         )
     return pd.DataFrame(rows)
 

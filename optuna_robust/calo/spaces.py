@@ -33,7 +33,9 @@ _ALIASES = {  # names other libraries use for the same params
 }  # hidden widths of the paper-grid networks, layer by layer
 
 
-def product(space: Mapping[str, Sequence[Any]], **fixed: Any) -> list[dict[str, Any]]:
+def product(
+    space: Mapping[str, Sequence[Any]] | Mapping[str, Any], **fixed: Any
+) -> list[dict[str, Any]]:
     """Every combination of ``space``, each merged with the ``fixed`` params."""
     names = list(space)
     return [{**fixed, **dict(zip(names, values))} for values in itertools.product(*space.values())]
