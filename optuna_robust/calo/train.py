@@ -224,9 +224,10 @@ def train_instances(
     if target_device.type == "cpu":
         _keep_freed_memory()
     test = _check_sample(data.test_sample(settings.n_test, seed=settings.test_seed), "test", None)
-    # On a CPU, parallel groups (one per torch thread, each op single-threaded) beat
-    # multi-threaded ops on these small tensors; they also degrade gracefully when other
-    # processes take a core, where OpenMP threads wait for each other at every op.
+    # On a CPU, parallel groups (one per torch thread, each op single-threaded) are a little
+    # faster than multi-threaded ops on these small tensors on an idle machine, and several
+    # times faster when other processes take a core, where OpenMP threads wait for each other
+    # at every op (docs/performance.md).
     threads = torch.get_num_threads() if target_device.type == "cpu" else 1
     workers = max(1, min(threads, len(instances) // _MIN_PARALLEL_GROUP))
     group_size = settings.group_size or _AUTO_GROUP_SIZE.get(target_device.type, 8)
@@ -427,7 +428,6 @@ def _train_group(
             results[position] = {
                 "loss": curve[-1],
                 "epochs": epoch,
-                "seconds": 0.0,  # filled in below: later epochs add nothing to it
                 "curve": curve,
                 "stop_reason": _stop_reason(curve, settings),
             }
@@ -447,8 +447,8 @@ def _train_group(
                 extras = extras[keep_index]
             params, optimizer = _keep_instances(params, optimizer, keep_index, config, device)
 
-    for position, result in enumerate(results):
-        result["seconds"] = seconds[position]
+    for result, instance_seconds in zip(results, seconds, strict=True):
+        result["seconds"] = instance_seconds
     return results
 
 

@@ -94,20 +94,26 @@ def main() -> None:
         n_test=args.n_test,
         group_size=args.group_size,
     )
-    guard = {"repeats": args.repeats, "max_other_cores": args.max_other_cores,
-             "max_attempts": args.max_attempts}
+    guard = {
+        "repeats": args.repeats,
+        "max_other_cores": args.max_other_cores,
+        "max_attempts": args.max_attempts,
+    }
     print(describe_machine(device, args))
 
     ceiling = matmul_gflops(device, guard)
     flops = flops_per_instance_epoch(config, args.n_train, args.n_test)
-    print(f"matmul ceiling: {ceiling:.1f} GFLOP/s; model: {count_parameters(config)} "
-          f"parameters, {flops / 1e9:.3f} GFLOP per instance-epoch "
-          f"(n_train={args.n_train}, n_test={args.n_test})\n")
+    print(
+        f"matmul ceiling: {ceiling:.1f} GFLOP/s; model: {count_parameters(config)} "
+        f"parameters, {flops / 1e9:.3f} GFLOP per instance-epoch "
+        f"(n_train={args.n_train}, n_test={args.n_test})\n"
+    )
 
     def trainer(k: int) -> Callable[[], object]:
         instances = [Instance(i, derive_seed("bench", "data", i), i) for i in range(k)]
-        return lambda: train_instances(config, instances, data=data, task=TASK,
-                                       settings=settings, device=device)
+        return lambda: train_instances(
+            config, instances, data=data, task=TASK, settings=settings, device=device
+        )
 
     def plain() -> object:
         return [plain_loop(config, i, data, args, device) for i in range(args.plain_instances)]
@@ -117,8 +123,7 @@ def main() -> None:
     for k in sorted({1, *(min(k, 16) for k in args.ks)}):
         trainer(k)()
     plain_loop(config, 0, data, args, device)
-    rows = [Row("plain loop", 1, guarded_time(plain, **guard),
-                args.plain_instances * args.epochs)]
+    rows = [Row("plain loop", 1, guarded_time(plain, **guard), args.plain_instances * args.epochs)]
     print(format_row(rows[0], rows[0].rate, flops, ceiling), flush=True)
     for k in args.ks:
         rows.append(Row("trainer", k, guarded_time(trainer(k), **guard), k * args.epochs))
@@ -132,21 +137,39 @@ def main() -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--ks", type=int, nargs="+", default=None,
-                        help="instances trained together (default: 1 8 32 128, +256 on cuda)")
+    parser.add_argument(
+        "--ks",
+        type=int,
+        nargs="+",
+        default=None,
+        help="instances trained together (default: 1 8 32 128, +256 on cuda)",
+    )
     parser.add_argument("--n-train", type=int, default=2000, help="training rows per epoch")
     parser.add_argument("--n-test", type=int, default=500, help="test rows evaluated per epoch")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--group-size", type=int, default=None,
-                        help="TrainSettings.group_size (default: the trainer's choice)")
-    parser.add_argument("--plain-instances", type=int, default=2,
-                        help="instances the plain loop trains per timing")
+    parser.add_argument(
+        "--group-size",
+        type=int,
+        default=None,
+        help="TrainSettings.group_size (default: the trainer's choice)",
+    )
+    parser.add_argument(
+        "--plain-instances", type=int, default=2, help="instances the plain loop trains per timing"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="clean timings per median")
-    parser.add_argument("--max-attempts", type=int, default=12,
-                        help="timings at most per measurement, clean or not")
-    parser.add_argument("--max-other-cores", type=float, default=0.15,
-                        help="other processes' load (cores) above which a timing is redone")
+    parser.add_argument(
+        "--max-attempts",
+        type=int,
+        default=12,
+        help="timings at most per measurement, clean or not",
+    )
+    parser.add_argument(
+        "--max-other-cores",
+        type=float,
+        default=0.15,
+        help="other processes' load (cores) above which a timing is redone",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
@@ -155,13 +178,19 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def plain_loop(config: dict[str, Any], seed: int, data: SyntheticCaloData,
-               args: argparse.Namespace, device: torch.device) -> float:
+def plain_loop(
+    config: dict[str, Any],
+    seed: int,
+    data: SyntheticCaloData,
+    args: argparse.Namespace,
+    device: torch.device,
+) -> float:
     """What one would write without the trainer: one model, fused AdamW, the same work."""
     model_config = ModelConfig.from_dict(config)
     model = build_model(model_config, TASK, init_seed=seed).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=model_config.lr,
-                                  weight_decay=model_config.l2, fused=True)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=model_config.lr, weight_decay=model_config.l2, fused=True
+    )
     loss_fn = loss_for(TASK)
     sample = data.training_sample(args.n_train, derive_seed("bench", "data", seed))
     test = data.test_sample(args.n_test)
@@ -216,9 +245,11 @@ def flops_per_instance_epoch(config: dict[str, Any], n_train: int, n_test: int) 
 
 def format_row(row: Row, plain_rate: float, flops: float, ceiling: float) -> str:
     gflops = row.rate * flops / 1e9
-    return (f"{row.name:10s} K={row.k:<4d} {row.rate:9.2f} instance-epochs/s  "
-            f"x{row.rate / plain_rate:6.2f} plain  {gflops:7.1f} GFLOP/s "
-            f"({100 * gflops / ceiling:5.1f} % of matmul)  {row.timing.describe()}")
+    return (
+        f"{row.name:10s} K={row.k:<4d} {row.rate:9.2f} instance-epochs/s  "
+        f"x{row.rate / plain_rate:6.2f} plain  {gflops:7.1f} GFLOP/s "
+        f"({100 * gflops / ceiling:5.1f} % of matmul)  {row.timing.describe()}"
+    )
 
 
 def markdown_table(rows: list[Row], flops: float, ceiling: float) -> str:
@@ -239,16 +270,23 @@ def markdown_table(rows: list[Row], flops: float, ceiling: float) -> str:
     return "\n".join(lines)
 
 
-def as_json(rows: list[Row], flops: float, ceiling: float,
-            args: argparse.Namespace) -> dict[str, Any]:
+def as_json(
+    rows: list[Row], flops: float, ceiling: float, args: argparse.Namespace
+) -> dict[str, Any]:
     return {
         "args": vars(args),
         "matmul_gflops": ceiling,
         "flops_per_instance_epoch": flops,
         "rows": [
-            {"name": row.name, "k": row.k, "instance_epochs_per_s": row.rate,
-             "seconds": row.timing.seconds, "runs": row.timing.runs,
-             "other_cores": row.timing.other_cores, "clean": row.timing.clean}
+            {
+                "name": row.name,
+                "k": row.k,
+                "instance_epochs_per_s": row.rate,
+                "seconds": row.timing.seconds,
+                "runs": row.timing.runs,
+                "other_cores": row.timing.other_cores,
+                "clean": row.timing.clean,
+            }
             for row in rows
         ],
     }
@@ -259,9 +297,11 @@ def describe_machine(device: torch.device, args: argparse.Namespace) -> str:
         name = torch.cuda.get_device_name(device)
     else:
         name = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
-    return (f"{time.strftime('%Y-%m-%d %H:%M')}  torch {torch.__version__}  device {device} "
-            f"({name})  threads {torch.get_num_threads()}  epochs {args.epochs}  "
-            f"batch {args.batch_size}")
+    return (
+        f"{time.strftime('%Y-%m-%d %H:%M')}  torch {torch.__version__}  device {device} "
+        f"({name})  threads {torch.get_num_threads()}  epochs {args.epochs}  "
+        f"batch {args.batch_size}"
+    )
 
 
 if __name__ == "__main__":
