@@ -26,10 +26,14 @@ key                meaning                                                   def
                    first fully connected layer
 =================  ========================================================  ============
 
-Names of activations and optimisers are matched case-insensitively and stored as spelled above
-(the ``torch.nn`` / ``torch.optim`` class names). The network reads the raw deposits in GeV (the
-paper does not preprocess them) and outputs the energy in GeV (task ``"energy"``) or the x of
-the entry point in mm (task ``"position"``). PReLU has one learnable slope per neuron (per
+``l2`` is the optimiser's ``weight_decay`` on every parameter: for AdamW the decoupled decay,
+for the others L2 regularisation, i.e. ``l2 * w`` added to each gradient (the gradient of
+``(l2 / 2) * ||w||^2`` added to the loss). Optimisers otherwise keep torch's defaults (SGD
+without momentum, Adadelta's rho 0.9, ...). Names of activations and optimisers are matched
+case-insensitively and stored as spelled above (the ``torch.nn`` / ``torch.optim`` class
+names). The network reads the raw deposits in GeV (the paper does not preprocess them) and
+outputs the energy in GeV (task ``"energy"``) or the x of the entry point in mm (task
+``"position"``). PReLU has one learnable slope per neuron (per
 channel after a convolution), initialised to 0.25. Every weight is He-initialised (normal,
 fan-in, gain sqrt(2)); every bias starts at zero.
 """
@@ -172,9 +176,7 @@ class ModelConfig:
         known = [field.name for field in dataclasses.fields(cls)]
         unknown = sorted(str(key) for key in config if key not in known)
         if unknown:
-            raise ValueError(
-                f"Unknown model parameter(s) {unknown}; the known ones are {known}."
-            )
+            raise ValueError(f"Unknown model parameter(s) {unknown}; the known ones are {known}.")
         return cls(**config)
 
     def as_dict(self) -> dict[str, Any]:
@@ -247,7 +249,7 @@ def inductive_features(deposits: torch.Tensor, task: str) -> torch.Tensor:
     if _check_task(task) == "energy":
         return total.unsqueeze(1)
     centre = GRID_SIZE // 2
-    coords = (torch.arange(GRID_SIZE, dtype=deposits.dtype, device=deposits.device) - centre)
+    coords = torch.arange(GRID_SIZE, dtype=deposits.dtype, device=deposits.device) - centre
     coords = coords * CELL_SIZE_MM
     safe_total = torch.where(total > 0, total, torch.ones_like(total))
     x = (deposits.sum(dim=1) * coords).sum(dim=1) / safe_total
@@ -381,8 +383,9 @@ class CaloNet(nn.Module):
         for layer, units in enumerate(config.fc_units):
             fcs.append(nn.Linear(width, units, device="meta"))
             fc_activations.append(_activation_module(config.activation, units))
-            width = units + (n_inductive_features(task) if layer == 0 and config.inductive_bias
-                             else 0)
+            width = units + (
+                n_inductive_features(task) if layer == 0 and config.inductive_bias else 0
+            )
         self.fcs = nn.ModuleList(fcs)
         self.fc_activations = nn.ModuleList(fc_activations)
         self.output = nn.Linear(width, 1, device="meta")

@@ -236,8 +236,7 @@ def train_instances(
     groups = [instances[start:stop] for start, stop in zip(bounds, bounds[1:])]
 
     def train(group: list[Instance]) -> list[dict[str, Any]]:
-        return _train_group(config, group, data, test, task, settings, target_device,
-                            return_state)
+        return _train_group(config, group, data, test, task, settings, target_device, return_state)
 
     if workers == 1:
         return [result for group in groups for result in train(group)]
@@ -394,9 +393,11 @@ def _train_group(
             batch_targets = flat_targets.index_select(0, rows.reshape(-1)).view(rows.shape)
             batch_extras = None
             if extras is not None:
-                batch_extras = extras.view(n_active * n_train, -1).index_select(
-                    0, rows.reshape(-1)
-                ).view(*rows.shape, -1)
+                batch_extras = (
+                    extras.view(n_active * n_train, -1)
+                    .index_select(0, rows.reshape(-1))
+                    .view(*rows.shape, -1)
+                )
             predictions = net.forward(params, inputs, batch_extras)
             losses = loss_fn(predictions, batch_targets)  # (K,): each instance's own mean
             optimizer.zero_grad(set_to_none=True)

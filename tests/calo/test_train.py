@@ -145,8 +145,9 @@ def test_train_instances_equals_training_alone_for_other_architectures(
 
 
 def test_train_instances_in_several_groups_equals_training_alone() -> None:
-    settings = TrainSettings(min_epochs=3, window=3, max_epochs=3, n_train=72, n_test=48,
-                             group_size=2)
+    settings = TrainSettings(
+        min_epochs=3, window=3, max_epochs=3, n_train=72, n_test=48, group_size=2
+    )
     check_against_alone({**TINY, "optimizer": "NAdam"}, settings=settings)
 
 
@@ -167,8 +168,9 @@ def test_parallel_groups_on_two_threads_equal_training_alone() -> None:
 def test_train_instances_is_deterministic() -> None:
     config = {**TINY, "optimizer": "AdamW", "activation": "ELU"}
     runs = [
-        train_instances(config, INSTANCES, data=SyntheticCaloData(), task="energy",
-                        settings=SETTINGS)
+        train_instances(
+            config, INSTANCES, data=SyntheticCaloData(), task="energy", settings=SETTINGS
+        )
         for _ in range(2)
     ]
     for first, second in zip(*runs, strict=True):
@@ -177,8 +179,9 @@ def test_train_instances_is_deterministic() -> None:
 
 
 def test_train_instances_returns_the_documented_record() -> None:
-    results = train_instances(TINY, INSTANCES[:2], data=SyntheticCaloData(), task="energy",
-                              settings=SETTINGS)
+    results = train_instances(
+        TINY, INSTANCES[:2], data=SyntheticCaloData(), task="energy", settings=SETTINGS
+    )
     for result in results:
         assert set(result) == {"loss", "epochs", "seconds", "curve", "stop_reason"}
         assert result["epochs"] == len(result["curve"]) == SETTINGS.max_epochs
@@ -192,8 +195,9 @@ def test_train_instances_returns_the_documented_record() -> None:
 def test_diverging_configuration_gives_inf_losses_not_an_error(activation: str) -> None:
     config = {**TINY, "optimizer": "SGD", "lr": 10.0, "activation": activation}
     settings = TrainSettings(min_epochs=20, window=5, max_epochs=20, n_train=72, n_test=48)
-    results = train_instances(config, INSTANCES, data=SyntheticCaloData(), task="energy",
-                              settings=settings)
+    results = train_instances(
+        config, INSTANCES, data=SyntheticCaloData(), task="energy", settings=settings
+    )
     for result in results:
         assert result["loss"] == math.inf
         assert result["stop_reason"] == "diverged"
@@ -221,12 +225,14 @@ def test_stopped_instances_are_frozen_exactly() -> None:
     # is flat at once and it stops after epoch 2, while the others train on to epoch 8. Adam's
     # momentum would keep moving it: the trainer must drop it with its weights as they were.
     config = {**TINY, "lr": 2e-3, "l2": 0.0, "optimizer": "Adam"}
-    settings = TrainSettings(min_epochs=2, window=2, tolerance=0.01, max_epochs=8, n_train=64,
-                             n_test=64)
+    settings = TrainSettings(
+        min_epochs=2, window=2, tolerance=0.01, max_epochs=8, n_train=64, n_test=64
+    )
     instances = [Instance(0, 0, 0), Instance(1, 99, 1), Instance(2, 3, 3)]
     data = SyntheticCaloData(empty_seeds={99})
-    results = train_instances(config, instances, data=data, task="energy", settings=settings,
-                              return_state=True)
+    results = train_instances(
+        config, instances, data=data, task="energy", settings=settings, return_state=True
+    )
     assert [result["epochs"] for result in results] == [8, 2, 8]  # the premise of this test
     test = data.test_sample(settings.n_test, seed=settings.test_seed)
     for result, instance in zip(results, instances, strict=True):
@@ -274,12 +280,17 @@ def test_early_stop_epoch_waits_for_a_full_window_and_for_min_epochs() -> None:
 
 
 def test_early_stop_rule_is_the_trainers() -> None:
-    settings = TrainSettings(min_epochs=2, window=2, tolerance=0.01, max_epochs=8, n_train=64,
-                             n_test=64)
+    settings = TrainSettings(
+        min_epochs=2, window=2, tolerance=0.01, max_epochs=8, n_train=64, n_test=64
+    )
     instances = [Instance(0, 0, 0), Instance(1, 99, 1), Instance(2, 3, 3)]
-    results = train_instances({**TINY, "lr": 2e-3, "l2": 0.0}, instances,
-                              data=SyntheticCaloData(empty_seeds={99}), task="energy",
-                              settings=settings)
+    results = train_instances(
+        {**TINY, "lr": 2e-3, "l2": 0.0},
+        instances,
+        data=SyntheticCaloData(empty_seeds={99}),
+        task="energy",
+        settings=settings,
+    )
     rule = {"min_epochs": 2, "window": 2, "tolerance": 0.01, "max_epochs": 8}
     for result in results:
         assert early_stop_epoch(result["curve"], **rule) == result["epochs"]
@@ -337,15 +348,22 @@ def test_train_instances_rejects_a_wrong_sample_size() -> None:
 
 
 def test_calo_trainer_is_a_picklable_train_fn() -> None:
-    trainer = CaloTrainer(SyntheticCaloData(), task="position", settings=SETTINGS,
-                          device="cpu", num_threads=1)
+    trainer = CaloTrainer(
+        SyntheticCaloData(), task="position", settings=SETTINGS, device="cpu", num_threads=1
+    )
     copy = pickle.loads(pickle.dumps(trainer))
     torch.set_num_threads(2)
     results = copy(dict(TINY), INSTANCES[:2])
     assert torch.get_num_threads() == 2  # restored after the call
     torch.set_num_threads(1)
-    expected = train_instances(TINY, INSTANCES[:2], data=SyntheticCaloData(), task="position",
-                               settings=SETTINGS, device="cpu")
+    expected = train_instances(
+        TINY,
+        INSTANCES[:2],
+        data=SyntheticCaloData(),
+        task="position",
+        settings=SETTINGS,
+        device="cpu",
+    )
     assert [r["curve"] for r in results] == [r["curve"] for r in expected]
 
 
@@ -354,11 +372,14 @@ def test_calo_trainer_opens_a_root_file_lazily(tmp_path: Path) -> None:
     sample = SyntheticCaloData().test_sample(400, seed=5)
     path = tmp_path / "events.root"
     with uproot.recreate(path) as root_file:
-        root_file.mktree("events", {name: np.float32 for name in ("energy", "x", "y")} | {
-            "deposits": np.dtype((np.float32, (15, 15)))
-        })
-        root_file["events"].extend({name: getattr(sample, name).numpy()
-                                    for name in ("deposits", "energy", "x", "y")})
+        root_file.mktree(
+            "events",
+            {name: np.float32 for name in ("energy", "x", "y")}
+            | {"deposits": np.dtype((np.float32, (15, 15)))},
+        )
+        root_file["events"].extend(
+            {name: getattr(sample, name).numpy() for name in ("deposits", "energy", "x", "y")}
+        )
     trainer = CaloTrainer(str(path), task="energy", settings=SETTINGS)
     results = pickle.loads(pickle.dumps(trainer))(TINY, INSTANCES[:1])
     assert math.isfinite(results[0]["loss"])
