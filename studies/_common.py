@@ -48,6 +48,11 @@ def settings(config: Mapping[str, Any], **overrides: Any) -> TrainSettings:
     return TrainSettings(**{**values, **overrides})
 
 
+def data_folder(config: Mapping[str, Any], out: Path) -> Path:
+    """Where a study's simulated files go: its own output for smoke runs, else a shared cache."""
+    return out / "data" if config["scale"] == "smoke" else STUDIES / "data"
+
+
 def dataset(dataset_name: str, n_events: int, seed: int, folder: Path) -> Path:
     """A simulated ROOT file, made once and reused (file names carry every input)."""
     folder.mkdir(parents=True, exist_ok=True)

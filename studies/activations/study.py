@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from _common import STUDIES
+from _common import data_folder
 from _common import dataset
 from _common import markdown
 from _common import settings
@@ -28,7 +28,7 @@ from optuna_robust.calo.train import train_instances
 
 
 def run(config: dict[str, Any], out: Path) -> str:
-    folder = out / "data" if config["scale"] == "smoke" else STUDIES / "data"
+    folder = data_folder(config, out)
     data = CaloData.from_root(dataset(config["dataset"], config["n_events"], 0, folder))
     grid = {"activation": config["activations"], "lr": config["lrs"]}
     grid["batch_size"] = config["batch_sizes"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from _common import STUDIES
+from _common import data_folder
 from _common import dataset
 from _common import markdown
 from _common import settings
@@ -27,7 +27,7 @@ from optuna_robust.plots import plot_loss_vs_training_size
 
 
 def run(config: dict[str, Any], out: Path) -> str:
-    folder = out / "data" if config["scale"] == "smoke" else STUDIES / "data"
+    folder = data_folder(config, out)
     task, model = config["task"], config["model_name"]
     instances = [
         make_instance(

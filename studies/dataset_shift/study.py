@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from _common import STUDIES
+from _common import data_folder
 from _common import dataset
 from _common import markdown
 from _common import settings
@@ -32,7 +32,7 @@ from optuna_robust.calo.spaces import product
 
 
 def run(config: dict[str, Any], out: Path) -> str:
-    folder = out / "data" if config["scale"] == "smoke" else STUDIES / "data"
+    folder = data_folder(config, out)
     paths = {name: dataset(name, config["n_events"], 0, folder) for name in ("A", "B")}
     (out / "dataset_shift.db").unlink(missing_ok=True)  # every run starts afresh
     storage = experiments.open_storage(storage_url(out, "dataset_shift"))  # opened once

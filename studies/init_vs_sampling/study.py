@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from _common import STUDIES
+from _common import data_folder
 from _common import dataset
 from _common import markdown
 from _common import settings
@@ -45,7 +45,7 @@ def variance_shares(grid: np.ndarray) -> np.ndarray:
 
 
 def run(config: dict[str, Any], out: Path) -> str:
-    folder = out / "data" if config["scale"] == "smoke" else STUDIES / "data"
+    folder = data_folder(config, out)
     data = CaloData.from_root(dataset(config["dataset"], config["n_events"], 0, folder))
     rng = np.random.default_rng(config["seed"])
     data_seeds = rng.integers(2**62, size=config["n_data"]).tolist()

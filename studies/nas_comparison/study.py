@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from _common import STUDIES
+from _common import data_folder
 from _common import dataset
 from _common import markdown
 from _common import settings
@@ -29,7 +29,7 @@ from optuna_robust.plots import plot_robust_vs_tpe
 
 
 def run(config: dict[str, Any], out: Path) -> str:
-    folder = out / "data" if config["scale"] == "smoke" else STUDIES / "data"
+    folder = data_folder(config, out)
     path = dataset(config["dataset"], config["n_events"], 0, folder)
     (out / "nas_comparison.db").unlink(missing_ok=True)  # every run starts afresh
     storage = experiments.open_storage(storage_url(out, "nas_comparison"))  # opened once

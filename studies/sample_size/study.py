@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from _common import STUDIES
+from _common import data_folder
 from _common import dataset
 from _common import markdown
 from _common import settings
@@ -38,7 +38,7 @@ def robust_size(by_size: pd.DataFrame, tolerance: float) -> int | None:
 
 
 def run(config: dict[str, Any], out: Path) -> str:
-    folder = out / "data" if config["scale"] == "smoke" else STUDIES / "data"
+    folder = data_folder(config, out)
     sizes = np.unique(
         np.geomspace(config["min_size"], config["max_size"], config["n_sizes"]).round().astype(int)
     ).tolist()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from _common import STUDIES
+from _common import data_folder
 from _common import dataset
 from _common import markdown
 from _common import settings
@@ -37,7 +37,7 @@ STATISTICS = {"mean": np.mean, "median": np.median, "max": np.max, "min": np.min
 
 
 def run(config: dict[str, Any], out: Path) -> str:
-    folder = out / "data" if config["scale"] == "smoke" else STUDIES / "data"
+    folder = data_folder(config, out)
     path = dataset(config["dataset"], config["n_events"], 0, folder)
     data = CaloData.from_root(path)
     (out / "selection.db").unlink(missing_ok=True)  # every run starts afresh: reproducible
