@@ -220,11 +220,20 @@ class RobustSampler(optuna.samplers.BaseSampler):
 
     def _orphans(self, study: Study) -> list[int]:
         """Candidates, in hand-out order, that no live trial holds (all their trials failed)."""
+        order = self.order(study)
         trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
-        held = {candidate_index(t) for t in trials if t.state in _LIVE_STATES}
-        if len(trials) < len(self._candidates):
-            held.update(int(i) for i in self.order(study)[len(trials) :])  # not handed out yet
-        return [int(i) for i in self.order(study) if int(i) not in held]
+        held = set()
+        for trial in trials:
+            if trial.state in _LIVE_STATES:
+                index = candidate_index(trial)
+                # A trial just created by another worker may not have stored its candidate
+                # yet; below len(order) its number says which one it is taking.
+                if index is None and trial.number < len(order):
+                    index = int(order[trial.number])
+                held.add(index)
+        if len(trials) < len(order):
+            held.update(int(i) for i in order[len(trials) :])  # not handed out yet
+        return [int(i) for i in order if int(i) not in held]
 
     @contextlib.contextmanager
     def _assigned(self, index: int) -> Iterator[None]:
