@@ -256,7 +256,7 @@ def markdown_table(rows: list[Row], flops: float, ceiling: float) -> str:
     plain_rate = rows[0].rate
     lines = [
         "| run | K | instance-epochs/s | vs plain loop | GFLOP/s | % of matmul ceiling | "
-        "median of | other processes (cores) | clean |",
+        "timings | other processes (cores) | clean |",
         "|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for row in rows:
@@ -264,7 +264,7 @@ def markdown_table(rows: list[Row], flops: float, ceiling: float) -> str:
         loads = ", ".join(f"{load:.2f}" for load in row.timing.other_cores)
         lines.append(
             f"| {row.name} | {row.k} | {row.rate:.2f} | {row.rate / plain_rate:.2f}x | "
-            f"{gflops:.1f} | {100 * gflops / ceiling:.1f} % | {len(row.timing.runs)} runs | "
+            f"{gflops:.1f} | {100 * gflops / ceiling:.1f} % | {len(row.timing.runs)} | "
             f"{loads} | {'yes' if row.timing.clean else 'NO'} |"
         )
     return "\n".join(lines)
