@@ -20,6 +20,9 @@ from typing import Any
 
 import pandas as pd
 
+from optuna_robust._evaluate import params_key
+from optuna_robust._instances import Instance
+from optuna_robust._records import make_instance
 from optuna_robust.calo.simulate import simulate
 from optuna_robust.calo.train import TrainSettings
 
@@ -51,6 +54,15 @@ def settings(config: Mapping[str, Any], **overrides: Any) -> TrainSettings:
 def data_folder(config: Mapping[str, Any], out: Path) -> Path:
     """Where a study's simulated files go: its own output for smoke runs, else a shared cache."""
     return out / "data" if config["scale"] == "smoke" else STUDIES / "data"
+
+
+def fresh_instances(config: Mapping[str, Any], model: Mapping[str, Any]) -> list[Instance]:
+    """``config["instances"]`` independent instances of ``model``, seeded like final ones."""
+    key = params_key(dict(model))
+    return [
+        make_instance(seed=config["seed"], params_key=key, phase="final", index=i, pairing="none")
+        for i in range(config["instances"])
+    ]
 
 
 def dataset(dataset_name: str, n_events: int, seed: int, folder: Path) -> Path:

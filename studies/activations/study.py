@@ -13,6 +13,7 @@ from typing import Any
 
 from _common import data_folder
 from _common import dataset
+from _common import fresh_instances
 from _common import markdown
 from _common import settings
 from matplotlib.figure import Figure
@@ -20,8 +21,6 @@ from matplotlib.ticker import FormatStrFormatter
 import numpy as np
 import pandas as pd
 
-from optuna_robust._evaluate import params_key
-from optuna_robust._records import make_instance
 from optuna_robust.calo.data import CaloData
 from optuna_robust.calo.spaces import product
 from optuna_robust.calo.train import train_instances
@@ -35,13 +34,7 @@ def run(config: dict[str, Any], out: Path) -> str:
     candidates = product(grid, optimizer="Adam", **config["model"])
     rows = []
     for candidate in candidates:
-        key = params_key(candidate)
-        instances = [
-            make_instance(
-                seed=config["seed"], params_key=key, phase="final", index=i, pairing="none"
-            )
-            for i in range(config["instances"])
-        ]
+        instances = fresh_instances(config, candidate)
         results = train_instances(
             candidate, instances, data=data, task=config["task"], settings=settings(config)
         )

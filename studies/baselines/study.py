@@ -14,12 +14,11 @@ from typing import Any
 
 from _common import data_folder
 from _common import dataset
+from _common import fresh_instances
 from _common import markdown
 from _common import settings
 import pandas as pd
 
-from optuna_robust._evaluate import params_key
-from optuna_robust._records import make_instance
 from optuna_robust.calo.baselines import baseline_loss
 from optuna_robust.calo.data import CaloData
 from optuna_robust.calo.train import train_instances
@@ -29,16 +28,7 @@ from optuna_robust.plots import plot_loss_vs_training_size
 def run(config: dict[str, Any], out: Path) -> str:
     folder = data_folder(config, out)
     task, model = config["task"], config["model_name"]
-    instances = [
-        make_instance(
-            seed=config["seed"],
-            params_key=params_key(config["model"]),
-            phase="final",
-            index=i,
-            pairing="none",
-        )
-        for i in range(config["instances"])
-    ]
+    instances = fresh_instances(config, config["model"])
     rows = []
     for dataset_name in config["datasets"]:
         data = CaloData.from_root(dataset(dataset_name, config["n_events"], 0, folder))

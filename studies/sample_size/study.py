@@ -14,13 +14,12 @@ from typing import Any
 
 from _common import data_folder
 from _common import dataset
+from _common import fresh_instances
 from _common import markdown
 from _common import settings
 import numpy as np
 import pandas as pd
 
-from optuna_robust._evaluate import params_key
-from optuna_robust._records import make_instance
 from optuna_robust.calo.data import CaloData
 from optuna_robust.calo.train import train_instances
 from optuna_robust.plots import plot_loss_vs_training_size
@@ -46,16 +45,7 @@ def run(config: dict[str, Any], out: Path) -> str:
     for dataset_name in config["datasets"]:
         data = CaloData.from_root(dataset(dataset_name, config["n_events"], 0, folder))
         for model, params in config["models"].items():
-            instances = [
-                make_instance(
-                    seed=config["seed"],
-                    params_key=params_key(params),
-                    phase="final",
-                    index=i,
-                    pairing="none",
-                )
-                for i in range(config["instances"])
-            ]
+            instances = fresh_instances(config, params)
             for size in sizes:
                 trained = settings(config, n_train=size, n_test=size)
                 for result in train_instances(
