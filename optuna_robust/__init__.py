@@ -12,6 +12,7 @@ from optuna_robust._evaluate import evaluate_instances
 from optuna_robust._instances import Instance
 from optuna_robust._pruner import RobustPruner
 from optuna_robust._records import instance_losses
+from optuna_robust._records import make_instances
 from optuna_robust._report import robustness_report
 from optuna_robust._sampler import RobustSampler
 from optuna_robust._select import SelectionBudget
@@ -28,6 +29,7 @@ __all__ = [
     "SelectionResult",
     "evaluate_instances",
     "instance_losses",
+    "make_instances",
     "robustness_report",
     "select",
 ]

@@ -4,68 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Sequence
-import json
-from typing import TYPE_CHECKING
-from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
 from optuna_robust._instances import Instance
-from optuna_robust._instances import derive_seed
 from optuna_robust._pruner import RobustPruner
+from optuna_robust._records import check_pairing
 from optuna_robust._records import check_results
 from optuna_robust._records import make_instance
 from optuna_robust._records import make_record
+from optuna_robust._records import params_key
 from optuna_robust._records import record_key
 from optuna_robust._records import records
+from optuna_robust._records import resolve_seed
+from optuna_robust._records import reusable_records
 from optuna_robust._stats import statistic_name
 
-if TYPE_CHECKING:
-    from optuna.study import Study
-    from optuna.trial import FrozenTrial
-
 TrainFn = Callable[[list[Instance]], Sequence[object]]
-PAIRINGS = ("data", "none")
-ERROR_KEY = "robust:error"
-
-
-def params_key(params: dict[str, Any]) -> str:
-    """A canonical text form of a model's params: the identity its instance seeds hang on."""
-    return json.dumps(params, sort_keys=True, default=str)
-
-
-def resolve_seed(study: Study, seed: int | None) -> int:
-    """``seed``, or one derived from the study name so every worker of a study agrees."""
-    if seed is None:
-        return derive_seed("study", study.study_name)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be None or an integer but got {seed!r}.")
-    return seed
-
-
-def check_pairing(pairing: str) -> None:
-    if pairing not in PAIRINGS:
-        raise ValueError(f"pairing must be 'data' or 'none' but got {pairing!r}.")
-
-
-def reusable_records(
-    trials: Sequence[FrozenTrial], params: dict[str, Any]
-) -> dict[str, dict[str, Any]]:
-    """Instance records stored on failed trials of the same model whose run was interrupted.
-
-    A worker that died leaves its trial RUNNING (or FAIL once a heartbeat notices); the
-    instances it stored are reused rather than trained again. Trials that failed because
-    ``train_fn`` raised (marked with an error) are not a source: their model is broken.
-    """
-    reused: dict[str, dict[str, Any]] = {}
-    for trial in trials:
-        if trial.state == TrialState.FAIL and ERROR_KEY not in trial.system_attrs:
-            if trial.params == params:
-                for key, value in trial.user_attrs.items():
-                    if key.startswith("robust:selection:"):
-                        reused.setdefault(key, value)
-    return reused
 
 
 def evaluate_instances(
@@ -160,7 +116,7 @@ def evaluate_instances(
     frozen = storage.get_trial(trial._trial_id)
     model_key = params_key(frozen.params)
 
-    stored = {f"robust:selection:{r_index:06d}": r for r_index, r in enumerate(records(frozen))}
+    stored = {record_key("selection", i): r for i, r in enumerate(records(frozen))}
     if not stored:
         failed = storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.FAIL,))
         for key, record in reusable_records(failed, frozen.params).items():

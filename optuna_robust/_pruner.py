@@ -10,6 +10,7 @@ from typing import Literal
 import numpy as np
 import optuna
 
+from optuna_robust._records import rung_key
 from optuna_robust._stats import Statistic
 from optuna_robust._stats import StatisticFn
 from optuna_robust._stats import resolve_statistic
@@ -17,10 +18,6 @@ from optuna_robust._stats import resolve_statistic
 if TYPE_CHECKING:
     from optuna.study import Study
     from optuna.trial import FrozenTrial
-
-
-def _rung_key(rung: int) -> str:
-    return f"robust:rung_{rung}"
 
 
 class RobustPruner(optuna.pruners.BasePruner):
@@ -210,8 +207,8 @@ class RobustPruner(optuna.pruners.BasePruner):
         gate = self.gate_limit
         if rung == 0 and gate is not None:
             return value > gate
-        study._storage.set_trial_system_attr(trial._trial_id, _rung_key(rung), value)
-        key = _rung_key(rung)
+        key = rung_key(rung)
+        study._storage.set_trial_system_attr(trial._trial_id, key, value)
         competing = [
             t.system_attrs[key]
             for t in study.get_trials(deepcopy=False)

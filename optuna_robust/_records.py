@@ -1,9 +1,15 @@
-"""Instance records: one user attribute per trained instance, so that appends never race."""
+"""The instance and record protocol: every ``robust:*`` key, record format and seed rule.
+
+Instance records are one user attribute per trained instance, so that appends never race; the
+other keys are the system attributes that the sampler, the pruner and ``select`` keep.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
+import json
 import math
 from typing import TYPE_CHECKING
 from typing import Any
@@ -15,16 +21,56 @@ from optuna_robust._instances import Instance
 from optuna_robust._instances import derive_seed
 
 if TYPE_CHECKING:
+    from optuna.study import Study
     from optuna.trial import FrozenTrial
 
 Phase = Literal["selection", "final"]
 PHASES: tuple[Phase, ...] = ("selection", "final")
+PAIRINGS = ("data", "none")
 _PREFIX = "robust:"
+
+# Trial system attrs.
+CANDIDATE_KEY = f"{_PREFIX}candidate"  # index of the RobustSampler candidate a trial holds
+ERROR_KEY = f"{_PREFIX}error"  # why train_fn failed this model
+WINNER_KEY = f"{_PREFIX}winner_rank"  # rank of a select winner (0 = best)
+# Study system attrs.
+FINGERPRINT_KEY = f"{_PREFIX}candidates_fingerprint"  # the RobustSampler's candidate set
+SEED_KEY = f"{_PREFIX}select_seed"  # [seed, pairing] of a select run
+
+
+def candidate_index(trial: FrozenTrial) -> int | None:
+    """The index of the candidate handed to ``trial``, or ``None`` if it got none."""
+    index = trial.system_attrs.get(CANDIDATE_KEY)
+    return None if index is None else int(index)
+
+
+def rung_key(rung: int) -> str:
+    """The trial system attr that holds a trial's value at ``rung`` (asynchronous pruning)."""
+    return f"{_PREFIX}rung_{rung}"
 
 
 def record_key(phase: Phase, index: int) -> str:
     """The user-attribute key of instance ``index`` of ``phase``; sorts by index."""
     return f"{_PREFIX}{phase}:{index:06d}"
+
+
+def params_key(params: Mapping[str, Any]) -> str:
+    """A canonical text form of a model's params: the identity its instance seeds hang on."""
+    return json.dumps(dict(params), sort_keys=True, default=str)
+
+
+def resolve_seed(study: Study, seed: int | None) -> int:
+    """``seed``, or one derived from the study name so every worker of a study agrees."""
+    if seed is None:
+        return derive_seed("study", study.study_name)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be None or an integer but got {seed!r}.")
+    return seed
+
+
+def check_pairing(pairing: str) -> None:
+    if pairing not in PAIRINGS:
+        raise ValueError(f"pairing must be 'data' or 'none' but got {pairing!r}.")
 
 
 def make_instance(
@@ -41,6 +87,58 @@ def make_instance(
         data_seed=derive_seed(seed, "data", phase, model, index),
         init_seed=derive_seed(seed, "init", phase, params_key, index),
     )
+
+
+def make_instances(
+    params: Mapping[str, Any],
+    indices: int | Iterable[int],
+    *,
+    seed: int,
+    phase: Phase = "selection",
+    pairing: str = "data",
+) -> list[Instance]:
+    """The instances that :func:`~optuna_robust.select` trains for a model, seeds included.
+
+    Use it to train the same instances outside a selection, for example fresh ``"final"``
+    instances of a model found by another method, measured exactly as ``select`` measures its
+    winners.
+
+    Example:
+
+        .. code-block:: python
+
+            import optuna_robust
+
+            instances = optuna_robust.make_instances({"lr": 0.1}, 3, seed=0, phase="final")
+            assert [i.index for i in instances] == [0, 1, 2]
+            same = optuna_robust.make_instances({"lr": 0.1}, range(3), seed=0, phase="final")
+            assert same == instances
+
+    Args:
+        params:
+            The model's params.
+        indices:
+            Instance indices, or a count ``n`` for indices ``0 .. n-1``.
+        seed:
+            The selection's seed.
+        phase:
+            ``"selection"`` or ``"final"``: the two phases are seeded independently.
+        pairing:
+            ``"data"`` or ``"none"``, as in :func:`~optuna_robust.select`.
+
+    Returns:
+        One :class:`~optuna_robust.Instance` per index.
+    """
+    if phase not in PHASES:
+        raise ValueError(f"phase must be 'selection' or 'final' but got {phase!r}.")
+    check_pairing(pairing)
+    key = params_key(params)
+    if isinstance(indices, int):
+        indices = range(indices)
+    return [
+        make_instance(seed=seed, params_key=key, phase=phase, index=index, pairing=pairing)
+        for index in indices
+    ]
 
 
 def make_record(instance: Instance, result: object) -> dict[str, Any]:
@@ -89,9 +187,30 @@ def check_results(results: object, instances: Sequence[Instance]) -> list[object
 
 def records(trial: FrozenTrial, phase: Phase = "selection") -> list[dict[str, Any]]:
     """The instance records of ``trial`` for ``phase``, ordered by instance index."""
+    return [trial.user_attrs[k] for k in _record_keys(trial.user_attrs, phase)]
+
+
+def _record_keys(user_attrs: Mapping[str, Any], phase: Phase) -> list[str]:
     prefix = f"{_PREFIX}{phase}:"
-    keys = sorted(k for k in trial.user_attrs if k.startswith(prefix))
-    return [trial.user_attrs[k] for k in keys]
+    return sorted(k for k in user_attrs if k.startswith(prefix))
+
+
+def reusable_records(
+    trials: Sequence[FrozenTrial], params: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Instance records stored on failed trials of the same model whose run was interrupted.
+
+    A worker that died leaves its trial RUNNING (or FAIL once a heartbeat notices); the
+    instances it stored are reused rather than trained again. Trials that failed because
+    ``train_fn`` raised (marked with an error) are not a source: their model is broken.
+    """
+    reused: dict[str, dict[str, Any]] = {}
+    for trial in trials:
+        if trial.state.name == "FAIL" and ERROR_KEY not in trial.system_attrs:
+            if trial.params == dict(params):
+                for key in _record_keys(trial.user_attrs, "selection"):
+                    reused.setdefault(key, trial.user_attrs[key])
+    return reused
 
 
 def instance_losses(

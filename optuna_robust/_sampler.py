@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
-import contextlib
 import hashlib
 import itertools
 import json
-import threading
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -18,23 +15,19 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
+from optuna_robust._records import CANDIDATE_KEY
+from optuna_robust._records import FINGERPRINT_KEY
+from optuna_robust._records import candidate_index
+
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
     from optuna.study import Study
     from optuna.trial import FrozenTrial
     from optuna.trial import Trial
 
-CANDIDATE_KEY = "robust:candidate"
-_FINGERPRINT_KEY = "robust:candidates_fingerprint"
 _CHOICE_TYPES = (bool, int, float, str, type(None))
 _EXHAUSTED = "Every candidate of the RobustSampler has been handed out; nothing left to try."
 _LIVE_STATES = (TrialState.RUNNING, TrialState.WAITING, TrialState.COMPLETE, TrialState.PRUNED)
-
-
-def candidate_index(trial: FrozenTrial) -> int | None:
-    """The index of the candidate handed to ``trial``, or ``None`` if it got none."""
-    index = trial.system_attrs.get(CANDIDATE_KEY)
-    return None if index is None else int(index)
 
 
 class RobustSampler(optuna.samplers.BaseSampler):
@@ -99,7 +92,6 @@ class RobustSampler(optuna.samplers.BaseSampler):
         self._candidates: list[dict[str, Any]] = _validated(candidates)
         self._seed = seed
         self._orders: dict[str, np.ndarray] = {}
-        self._assign = threading.local()
         self._checked_studies: set[str] = set()
         space: dict[str, list[Any]] = {}
         for candidate in self._candidates:
@@ -165,8 +157,7 @@ class RobustSampler(optuna.samplers.BaseSampler):
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         self._check_fingerprint(study)
-        forced = getattr(self._assign, "index", None)
-        index = forced if forced is not None else self._next_candidate(study, trial.number)
+        index = self._next_candidate(study, trial.number)
         if index is None:
             _stop_optimize(study)
             return
@@ -235,23 +226,14 @@ class RobustSampler(optuna.samplers.BaseSampler):
             held.update(int(i) for i in order[len(trials) :])  # not handed out yet
         return [int(i) for i in order if int(i) not in held]
 
-    @contextlib.contextmanager
-    def _assigned(self, index: int) -> Iterator[None]:
-        """Within this block, trials asked in this thread get candidate ``index`` (for select)."""
-        self._assign.index = index
-        try:
-            yield
-        finally:
-            self._assign.index = None
-
     def _check_fingerprint(self, study: Study) -> None:
         if study.study_name in self._checked_studies:
             return
         self._checked_studies.add(study.study_name)
-        stored = study._storage.get_study_system_attrs(study._study_id).get(_FINGERPRINT_KEY)
+        stored = study._storage.get_study_system_attrs(study._study_id).get(FINGERPRINT_KEY)
         if stored is None:
             study._storage.set_study_system_attr(
-                study._study_id, _FINGERPRINT_KEY, self._fingerprint
+                study._study_id, FINGERPRINT_KEY, self._fingerprint
             )
         elif stored != self._fingerprint:
             raise ValueError(

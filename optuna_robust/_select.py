@@ -9,7 +9,6 @@ import dataclasses
 import datetime
 import logging
 import math
-import os
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -19,22 +18,24 @@ from optuna.trial import TrialState
 import pandas as pd
 import tqdm.auto
 
-from optuna_robust._evaluate import ERROR_KEY
-from optuna_robust._evaluate import check_pairing
-from optuna_robust._evaluate import params_key
-from optuna_robust._evaluate import resolve_seed
-from optuna_robust._evaluate import reusable_records
 from optuna_robust._instances import Instance
 from optuna_robust._pruner import RobustPruner
+from optuna_robust._records import CANDIDATE_KEY
+from optuna_robust._records import ERROR_KEY
+from optuna_robust._records import SEED_KEY
+from optuna_robust._records import WINNER_KEY
 from optuna_robust._records import Phase
+from optuna_robust._records import candidate_index
+from optuna_robust._records import check_pairing
 from optuna_robust._records import check_results
 from optuna_robust._records import make_instance
 from optuna_robust._records import make_record
+from optuna_robust._records import params_key
 from optuna_robust._records import record_key
 from optuna_robust._records import records
-from optuna_robust._sampler import CANDIDATE_KEY
+from optuna_robust._records import resolve_seed
+from optuna_robust._records import reusable_records
 from optuna_robust._sampler import RobustSampler
-from optuna_robust._sampler import candidate_index
 from optuna_robust._storage import write_trial
 
 if TYPE_CHECKING:
@@ -43,8 +44,7 @@ if TYPE_CHECKING:
 _logger = logging.getLogger(__name__)
 
 SelectTrainFn = Callable[[dict[str, Any], list[Instance]], Sequence[object]]
-_SEED_KEY = "robust:select_seed"
-WINNER_KEY = "robust:winner_rank"
+TrialCallback = Callable[["Study", FrozenTrial], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,7 +120,7 @@ def select(
     pairing: str = "data",
     seed: int | None = None,
     show_progress_bar: bool = False,
-    artifact_dir: str | os.PathLike[str] | None = None,
+    callbacks: Sequence[TrialCallback] | None = None,
 ) -> SelectionResult:
     """Run the paper's robust selection on ``study``: successive halving over instances.
 
@@ -179,11 +179,12 @@ def select(
             name. A rerun must use the seed of the interrupted run.
         show_progress_bar:
             Show a progress bar of the trainings of each round.
-        artifact_dir:
-            If given, attach the results for optuna-dashboard: instance boxplots and records
-            of the best models as artifacts in this folder, a study note with the round
-            table, the budget and the winners' robustness, and an interactive figure (needs
-            the ``dashboard`` extra). Open with ``optuna-dashboard <storage> --artifact-dir``.
+        callbacks:
+            Each is called as ``callback(study, trial)`` for every model just before ``select``
+            finishes its trial (pruned or complete), while the trial still accepts attributes
+            and artifacts: ``trial`` is a :class:`~optuna.trial.FrozenTrial` with all its
+            instance records. :class:`optuna_robust.visualization.TrialArtifacts` is one, that
+            puts each model's figure and records on its trial page in optuna-dashboard.
 
     Returns:
         A :class:`~optuna_robust.SelectionResult`: the winners, the round table and the budget.
@@ -203,12 +204,8 @@ def select(
     _check_seed(study, study_seed, pairing)
     run = _Selection(study, sampler, pruner, train_fn, executor, study_seed, pairing)
     run.progress = show_progress_bar
-    result = run.run(final_instances)
-    if artifact_dir is not None:
-        from optuna_robust.dashboard import attach_selection
-
-        attach_selection(study, result, artifact_dir=artifact_dir)
-    return result
+    run.callbacks = list(callbacks or ())
+    return run.run(final_instances)
 
 
 def _check_study(study: Study) -> tuple[RobustSampler, RobustPruner]:
@@ -231,9 +228,9 @@ def _check_study(study: Study) -> tuple[RobustSampler, RobustPruner]:
 
 
 def _check_seed(study: Study, seed: int, pairing: str) -> None:
-    stored = study._storage.get_study_system_attrs(study._study_id).get(_SEED_KEY)
+    stored = study._storage.get_study_system_attrs(study._study_id).get(SEED_KEY)
     if stored is None:
-        study._storage.set_study_system_attr(study._study_id, _SEED_KEY, [seed, pairing])
+        study._storage.set_study_system_attr(study._study_id, SEED_KEY, [seed, pairing])
     elif list(stored) != [seed, pairing]:
         raise ValueError(
             f"Study {study.study_name!r} holds a selection run with seed={stored[0]} and "
@@ -262,6 +259,7 @@ class _Selection:
         self.seed = seed
         self.pairing = pairing
         self.progress = False
+        self.callbacks: list[TrialCallback] = []
 
     def run(self, final_instances: int) -> SelectionResult:
         models = self._load_models()
@@ -455,6 +453,10 @@ class _Selection:
         model.failed = True
 
     def _finish(self, model: _Model, state: TrialState, value: float | None = None) -> None:
+        if self.callbacks and state != TrialState.FAIL:
+            trial = self.storage.get_trial(model.trial_id)
+            for callback in self.callbacks:
+                callback(self.study, trial)
         # Straight to the storage, as Study.tell would, without its deep copy of the trial.
         values = None if value is None else [value]
         self.storage.set_trial_state_values(model.trial_id, state, values)

@@ -25,11 +25,11 @@ import pandas as pd
 from optuna_robust._imports import import_optional
 from optuna_robust._pruner import RobustPruner
 from optuna_robust._records import PHASES
+from optuna_robust._records import WINNER_KEY
 from optuna_robust._records import Phase
 from optuna_robust._records import instance_losses
 from optuna_robust._records import records
 from optuna_robust._report import robustness_report
-from optuna_robust._select import WINNER_KEY
 from optuna_robust._select import SelectionResult
 from optuna_robust.plots import _format_value
 from optuna_robust.plots import _plot_trial

@@ -22,9 +22,9 @@ import pandas as pd
 
 from optuna_robust._imports import import_optional
 from optuna_robust._records import PHASES
+from optuna_robust._records import WINNER_KEY
 from optuna_robust._records import instance_losses
 from optuna_robust._records import records
-from optuna_robust._select import WINNER_KEY
 from optuna_robust._select import SelectionResult
 
 if TYPE_CHECKING:

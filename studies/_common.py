@@ -20,9 +20,9 @@ from typing import Any
 
 import pandas as pd
 
-from optuna_robust._evaluate import params_key
 from optuna_robust._instances import Instance
 from optuna_robust._records import make_instance
+from optuna_robust._records import params_key
 from optuna_robust.calo.simulate import simulate
 from optuna_robust.calo.train import TrainSettings
 

@@ -16,11 +16,11 @@ import optuna
 import pandas as pd
 
 from optuna_robust._evaluate import evaluate_instances
-from optuna_robust._evaluate import params_key
 from optuna_robust._pruner import RobustPruner
 from optuna_robust._records import instance_losses
 from optuna_robust._records import make_instance
 from optuna_robust._records import make_record
+from optuna_robust._records import params_key
 from optuna_robust._records import record_key
 from optuna_robust._report import robustness_report
 from optuna_robust._sampler import RobustSampler
@@ -108,15 +108,19 @@ def robust_selection(
     if baseline is not None:
         study.set_user_attr("baseline_loss", baseline)
     trainer = CaloTrainer(str(data_path), task=task, settings=settings, num_threads=threads)
-    return select(
+    result = select(
         study,
         trainer,
         executor=executor,
         final_instances=final_instances,
         seed=seed,
         show_progress_bar=show_progress_bar,
-        artifact_dir=artifact_dir,
     )
+    if artifact_dir is not None:
+        from optuna_robust.dashboard import attach_selection
+
+        attach_selection(study, result, artifact_dir=artifact_dir)
+    return result
 
 
 def nas(
