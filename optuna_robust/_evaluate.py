@@ -15,11 +15,13 @@ from optuna_robust._records import check_results
 from optuna_robust._records import make_instance
 from optuna_robust._records import make_record
 from optuna_robust._records import params_key
+from optuna_robust._records import record_attrs
 from optuna_robust._records import record_key
 from optuna_robust._records import records
 from optuna_robust._records import resolve_seed
 from optuna_robust._records import reusable_records
 from optuna_robust._stats import statistic_name
+from optuna_robust._storage import write_trial
 
 TrainFn = Callable[[list[Instance]], Sequence[object]]
 
@@ -119,9 +121,9 @@ def evaluate_instances(
     stored = {record_key("selection", i): r for i, r in enumerate(records(frozen))}
     if not stored:
         failed = storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.FAIL,))
-        for key, record in reusable_records(failed, frozen.params).items():
-            storage.set_trial_user_attr(trial._trial_id, key, record)
-            stored[key] = record
+        reused, reused_series = reusable_records(failed, frozen.params)
+        write_trial(storage, trial._trial_id, user_attrs=reused, system_attrs=reused_series)
+        stored.update(reused)
     losses = [float(stored[k]["loss"]) for k in sorted(stored)]
 
     rung = 0
@@ -139,12 +141,10 @@ def evaluate_instances(
                 for i in range(len(losses), target)
             ]
             results = check_results(train_fn(instances), instances)
-            for instance, result in zip(instances, results):
-                record = make_record(instance, result)
-                storage.set_trial_user_attr(
-                    trial._trial_id, record_key("selection", instance.index), record
-                )
-                losses.append(float(record["loss"]))
+            batch = {i.index: make_record(i, r) for i, r in zip(instances, results)}
+            user_attrs, system_attrs = record_attrs("selection", batch)
+            write_trial(storage, trial._trial_id, user_attrs=user_attrs, system_attrs=system_attrs)
+            losses.extend(float(record["loss"]) for record in batch.values())
         value = pruner.statistic_value(losses[:target])
         if target not in frozen.intermediate_values:
             trial.report(value, target)

@@ -54,6 +54,36 @@ def record_key(phase: Phase, index: int) -> str:
     return f"{_PREFIX}{phase}:{index:06d}"
 
 
+def series_key(phase: Phase, index: int) -> str:
+    """The system-attribute key of the per-epoch series (such as ``"curve"``) of an instance.
+
+    Series live in system attrs, not beside the record in the user attrs: a curve of hundreds
+    of numbers per instance would make a trial's page in optuna-dashboard unreadable.
+    """
+    return f"{_PREFIX}series:{phase}:{index:06d}"
+
+
+def split_series(record: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a record into its scalar fields and its list-valued extras (the series)."""
+    scalars = {k: v for k, v in record.items() if not isinstance(v, list)}
+    series = {k: v for k, v in record.items() if isinstance(v, list)}
+    return scalars, series
+
+
+def record_attrs(
+    phase: Phase, records_by_index: Mapping[int, Mapping[str, Any]]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The user attrs (records) and system attrs (series) that store ``records_by_index``."""
+    user_attrs: dict[str, Any] = {}
+    system_attrs: dict[str, Any] = {}
+    for index, record in records_by_index.items():
+        scalars, series = split_series(record)
+        user_attrs[record_key(phase, index)] = scalars
+        if series:
+            system_attrs[series_key(phase, index)] = series
+    return user_attrs, system_attrs
+
+
 def params_key(params: Mapping[str, Any]) -> str:
     """A canonical text form of a model's params: the identity its instance seeds hang on."""
     return json.dumps(dict(params), sort_keys=True, default=str)
@@ -185,9 +215,22 @@ def check_results(results: object, instances: Sequence[Instance]) -> list[object
     return list(results)
 
 
-def records(trial: FrozenTrial, phase: Phase = "selection") -> list[dict[str, Any]]:
-    """The instance records of ``trial`` for ``phase``, ordered by instance index."""
-    return [trial.user_attrs[k] for k in _record_keys(trial.user_attrs, phase)]
+def records(
+    trial: FrozenTrial, phase: Phase = "selection", *, series: bool = False
+) -> list[dict[str, Any]]:
+    """The instance records of ``trial`` for ``phase``, ordered by instance index.
+
+    With ``series=True`` each record also holds its list-valued extras (such as ``"curve"``),
+    which are stored apart from the record (see :func:`series_key`).
+    """
+    keys = _record_keys(trial.user_attrs, phase)
+    if not series:
+        return [trial.user_attrs[k] for k in keys]
+    merged = []
+    for key in keys:
+        extra = trial.system_attrs.get(series_key(phase, int(key.rsplit(":", 1)[1])), {})
+        merged.append({**trial.user_attrs[key], **extra})
+    return merged
 
 
 def _record_keys(user_attrs: Mapping[str, Any], phase: Phase) -> list[str]:
@@ -197,20 +240,27 @@ def _record_keys(user_attrs: Mapping[str, Any], phase: Phase) -> list[str]:
 
 def reusable_records(
     trials: Sequence[FrozenTrial], params: Mapping[str, Any]
-) -> dict[str, dict[str, Any]]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Instance records stored on failed trials of the same model whose run was interrupted.
 
     A worker that died leaves its trial RUNNING (or FAIL once a heartbeat notices); the
     instances it stored are reused rather than trained again. Trials that failed because
     ``train_fn`` raised (marked with an error) are not a source: their model is broken.
+
+    Returns:
+        The user attrs (records) and system attrs (their series) to copy to the new trial.
     """
-    reused: dict[str, dict[str, Any]] = {}
+    user_attrs: dict[str, Any] = {}
+    system_attrs: dict[str, Any] = {}
     for trial in trials:
         if trial.state.name == "FAIL" and ERROR_KEY not in trial.system_attrs:
             if trial.params == dict(params):
                 for key in _record_keys(trial.user_attrs, "selection"):
-                    reused.setdefault(key, trial.user_attrs[key])
-    return reused
+                    user_attrs.setdefault(key, trial.user_attrs[key])
+                    extra = series_key("selection", int(key.rsplit(":", 1)[1]))
+                    if extra in trial.system_attrs:
+                        system_attrs.setdefault(extra, trial.system_attrs[extra])
+    return user_attrs, system_attrs
 
 
 def instance_losses(

@@ -31,7 +31,7 @@ from optuna_robust._records import check_results
 from optuna_robust._records import make_instance
 from optuna_robust._records import make_record
 from optuna_robust._records import params_key
-from optuna_robust._records import record_key
+from optuna_robust._records import record_attrs
 from optuna_robust._records import records
 from optuna_robust._records import resolve_seed
 from optuna_robust._records import reusable_records
@@ -326,12 +326,14 @@ class _Selection:
             if current is None:
                 current = next((t for t in previous if ERROR_KEY in t.system_attrs), None)
             if current is None:
-                current = self._new_trial(index, reusable_records(previous, params))
+                current = self._new_trial(index, *reusable_records(previous, params))
             self._adopt(model, current)
             models.append(model)
         return models
 
-    def _new_trial(self, index: int, reused: dict[str, Any]) -> FrozenTrial:
+    def _new_trial(
+        self, index: int, reused: dict[str, Any], reused_series: dict[str, Any]
+    ) -> FrozenTrial:
         # One write creates the trial with its params: far cheaper than ask + suggest per param.
         template = FrozenTrial(
             number=-1,
@@ -342,7 +344,7 @@ class _Selection:
             params=self.sampler.candidate(index),
             distributions=dict[str, Any](self.sampler.distributions(index)),
             user_attrs=reused,
-            system_attrs={CANDIDATE_KEY: index},
+            system_attrs={CANDIDATE_KEY: index, **reused_series},
             intermediate_values={},
             trial_id=-1,
         )
@@ -416,17 +418,19 @@ class _Selection:
     ) -> None:
         """Store a batch's records, and the rung's value once the model has reached it."""
         target = model.losses if phase == "selection" else model.final_losses
-        records_by_key = {}
+        batch = {}
         for instance, result in zip(instances, results):
             record = make_record(instance, result)
-            records_by_key[record_key(phase, instance.index)] = record
+            batch[instance.index] = record
             target.append(float(record["loss"]))
+        user_attrs, system_attrs = record_attrs(phase, batch)
         count = len(model.losses)
         report = phase == "selection" and count not in model.reported
         write_trial(
             self.storage,
             model.trial_id,
-            user_attrs=records_by_key,
+            user_attrs=user_attrs,
+            system_attrs=system_attrs,
             intermediate_values={count: self._value_at(model, count)} if report else {},
         )
         if report:

@@ -398,7 +398,7 @@ def _attach_trial(
         "trial": trial.number,
         "state": trial.state.name,
         "params": trial.params,
-        **{phase: records(trial, phase) for phase in PHASES},
+        **{phase: records(trial, phase, series=True) for phase in PHASES},
     }
     content = json.dumps(document, indent=1, default=str).encode()
     records_json = _upload_bytes(study, store, content, f"{stem}.json")

@@ -829,7 +829,7 @@ def _losses_of(label: str, losses: LossesLike) -> np.ndarray:
 def _curves_of(label: str, source: object, phase: PhaseArg) -> list[np.ndarray]:
     if isinstance(source, FrozenTrial):
         phases = PHASES if phase == "all" else (phase,)
-        model_records: list[Any] = [r for p in phases for r in records(source, p)]
+        model_records: list[Any] = [r for p in phases for r in records(source, p, series=True)]
     elif isinstance(source, Sequence) and not isinstance(source, str):
         model_records = list(source)
     else:

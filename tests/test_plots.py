@@ -221,7 +221,7 @@ def test_plot_loss_curves_of_a_winner(
     median = [line for line in ax.get_lines() if line.get_label() == "median"]
     assert len(thin) == FINAL_INSTANCES
     assert len(median) == 1
-    curves = [r["curve"] for r in optuna_robust._records.records(winner, "final")]
+    curves = [r["curve"] for r in optuna_robust._records.records(winner, "final", series=True)]
     longest = max(len(c) for c in curves)
     assert len(median[0].get_xdata()) == longest
     # A stopped instance keeps its last loss: the last median is the median of final losses.

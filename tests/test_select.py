@@ -209,10 +209,15 @@ def test_select_stores_extras_with_each_instance() -> None:
 
     study = _study({"a": [1]})
     optuna_robust.select(study, train_fn, final_instances=1)
-    record = study.trials[0].user_attrs["robust:selection:000000"]
-    assert record["epochs"] == 7 and record["curve"] == [2.0, 1.0]
-    assert {"data_seed", "init_seed"} <= set(record)
-    assert "robust:final:000000" in study.trials[0].user_attrs
+    trial = study.trials[0]
+    record = trial.user_attrs["robust:selection:000000"]
+    assert record["epochs"] == 7 and {"data_seed", "init_seed"} <= set(record)
+    # Per-epoch series stay out of the user attrs (they would flood the dashboard's trial
+    # page) and come back with the record on request.
+    assert "curve" not in record
+    merged = optuna_robust._records.records(trial, "selection", series=True)[0]
+    assert merged["curve"] == [2.0, 1.0] and merged["epochs"] == 7
+    assert "robust:final:000000" in trial.user_attrs
 
 
 def test_select_pairing_data_shares_data_seeds_between_models() -> None:
