@@ -9,6 +9,10 @@ import optuna
 from optuna.trial import TrialState
 
 from optuna_robust._instances import Instance
+from optuna_robust._optuna_compat import storage_of
+from optuna_robust._optuna_compat import study_id
+from optuna_robust._optuna_compat import trial_id
+from optuna_robust._optuna_compat import write_trial
 from optuna_robust._pruner import RobustPruner
 from optuna_robust._records import check_pairing
 from optuna_robust._records import check_results
@@ -21,7 +25,6 @@ from optuna_robust._records import records
 from optuna_robust._records import resolve_seed
 from optuna_robust._records import reusable_records
 from optuna_robust._stats import statistic_name
-from optuna_robust._storage import write_trial
 
 TrainFn = Callable[[list[Instance]], Sequence[object]]
 
@@ -114,15 +117,16 @@ def evaluate_instances(
         )
     check_pairing(pairing)
     study_seed = resolve_seed(study, seed)
-    storage = study._storage
-    frozen = storage.get_trial(trial._trial_id)
+    storage = storage_of(study)
+    own_id = trial_id(study, trial)
+    frozen = storage.get_trial(own_id)
     model_key = params_key(frozen.params)
 
     stored = {record_key("selection", i): r for i, r in enumerate(records(frozen))}
     if not stored:
-        failed = storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.FAIL,))
+        failed = storage.get_all_trials(study_id(study), deepcopy=False, states=(TrialState.FAIL,))
         reused, reused_series = reusable_records(failed, frozen.params)
-        write_trial(storage, trial._trial_id, user_attrs=reused, system_attrs=reused_series)
+        write_trial(storage, own_id, user_attrs=reused, system_attrs=reused_series)
         stored.update(reused)
     losses = [float(stored[k]["loss"]) for k in sorted(stored)]
 
@@ -143,7 +147,7 @@ def evaluate_instances(
             results = check_results(train_fn(instances), instances)
             batch = {i.index: make_record(i, r) for i, r in zip(instances, results)}
             user_attrs, system_attrs = record_attrs("selection", batch)
-            write_trial(storage, trial._trial_id, user_attrs=user_attrs, system_attrs=system_attrs)
+            write_trial(storage, own_id, user_attrs=user_attrs, system_attrs=system_attrs)
             losses.extend(float(record["loss"]) for record in batch.values())
         value = pruner.statistic_value(losses[:target])
         if target not in frozen.intermediate_values:

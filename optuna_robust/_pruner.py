@@ -10,6 +10,8 @@ from typing import Literal
 import numpy as np
 import optuna
 
+from optuna_robust._optuna_compat import storage_of
+from optuna_robust._optuna_compat import trial_id
 from optuna_robust._records import rung_key
 from optuna_robust._stats import Statistic
 from optuna_robust._stats import StatisticFn
@@ -208,7 +210,7 @@ class RobustPruner(optuna.pruners.BasePruner):
         if rung == 0 and gate is not None:
             return value > gate
         key = rung_key(rung)
-        study._storage.set_trial_system_attr(trial._trial_id, key, value)
+        storage_of(study).set_trial_system_attr(trial_id(study, trial), key, value)
         competing = [
             t.system_attrs[key]
             for t in study.get_trials(deepcopy=False)

@@ -15,6 +15,10 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
+from optuna_robust._optuna_compat import stop_optimize
+from optuna_robust._optuna_compat import storage_of
+from optuna_robust._optuna_compat import study_id
+from optuna_robust._optuna_compat import trial_id
 from optuna_robust._records import CANDIDATE_KEY
 from optuna_robust._records import FINGERPRINT_KEY
 from optuna_robust._records import candidate_index
@@ -127,7 +131,8 @@ class RobustSampler(optuna.samplers.BaseSampler):
 
     def suggest(self, trial: Trial) -> dict[str, Any]:
         """Suggest exactly the params of the candidate handed to ``trial``; return them."""
-        index = candidate_index(trial.study._storage.get_trial(trial._trial_id))
+        study = trial.study
+        index = candidate_index(storage_of(study).get_trial(trial_id(study, trial)))
         if index is None:
             raise optuna.TrialPruned(_EXHAUSTED)
         return {
@@ -159,9 +164,9 @@ class RobustSampler(optuna.samplers.BaseSampler):
         self._check_fingerprint(study)
         index = self._next_candidate(study, trial.number)
         if index is None:
-            _stop_optimize(study)
+            stop_optimize(study)
             return
-        study._storage.set_trial_system_attr(trial._trial_id, CANDIDATE_KEY, int(index))
+        storage_of(study).set_trial_system_attr(trial_id(study, trial), CANDIDATE_KEY, int(index))
 
     def sample_independent(
         self,
@@ -200,7 +205,7 @@ class RobustSampler(optuna.samplers.BaseSampler):
         values: Sequence[float] | None,
     ) -> None:
         if trial.number + 1 >= len(self._candidates) and not self._orphans(study):
-            _stop_optimize(study)
+            stop_optimize(study)
 
     def _next_candidate(self, study: Study, number: int) -> int | None:
         order = self.order(study)
@@ -212,7 +217,7 @@ class RobustSampler(optuna.samplers.BaseSampler):
     def _orphans(self, study: Study) -> list[int]:
         """Candidates, in hand-out order, that no live trial holds (all their trials failed)."""
         order = self.order(study)
-        trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
+        trials = storage_of(study).get_all_trials(study_id(study), deepcopy=False)
         held = set()
         for trial in trials:
             if trial.state in _LIVE_STATES:
@@ -230,22 +235,16 @@ class RobustSampler(optuna.samplers.BaseSampler):
         if study.study_name in self._checked_studies:
             return
         self._checked_studies.add(study.study_name)
-        stored = study._storage.get_study_system_attrs(study._study_id).get(FINGERPRINT_KEY)
+        storage = storage_of(study)
+        stored = storage.get_study_system_attrs(study_id(study)).get(FINGERPRINT_KEY)
         if stored is None:
-            study._storage.set_study_system_attr(
-                study._study_id, FINGERPRINT_KEY, self._fingerprint
-            )
+            storage.set_study_system_attr(study_id(study), FINGERPRINT_KEY, self._fingerprint)
         elif stored != self._fingerprint:
             raise ValueError(
                 f"Study {study.study_name!r} was started with a different candidate set "
                 f"(fingerprint {stored}, this sampler's {self._fingerprint}); give every worker "
                 "the same candidates, or use a new study."
             )
-
-
-def _stop_optimize(study: Study) -> None:
-    if study._thread_local.in_optimize_loop:
-        study.stop()
 
 
 def _product(search_space: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:

@@ -19,6 +19,10 @@ import pandas as pd
 import tqdm.auto
 
 from optuna_robust._instances import Instance
+from optuna_robust._optuna_compat import storage_of
+from optuna_robust._optuna_compat import study_id
+from optuna_robust._optuna_compat import trial_id
+from optuna_robust._optuna_compat import write_trial
 from optuna_robust._pruner import RobustPruner
 from optuna_robust._records import CANDIDATE_KEY
 from optuna_robust._records import ERROR_KEY
@@ -36,7 +40,6 @@ from optuna_robust._records import records
 from optuna_robust._records import resolve_seed
 from optuna_robust._records import reusable_records
 from optuna_robust._sampler import RobustSampler
-from optuna_robust._storage import write_trial
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -219,7 +222,7 @@ def _check_study(study: Study) -> tuple[RobustSampler, RobustPruner]:
             f"select needs a study created with pruner=RobustPruner(...), but study "
             f"{study.study_name!r} uses {type(study.pruner).__name__}."
         )
-    if study._is_multi_objective() or study.direction != StudyDirection.MINIMIZE:
+    if len(study.directions) > 1 or study.direction != StudyDirection.MINIMIZE:
         raise ValueError(
             f"select minimises a loss, but study {study.study_name!r} has directions "
             f"{[d.name for d in study.directions]}; create it with direction='minimize'."
@@ -228,9 +231,10 @@ def _check_study(study: Study) -> tuple[RobustSampler, RobustPruner]:
 
 
 def _check_seed(study: Study, seed: int, pairing: str) -> None:
-    stored = study._storage.get_study_system_attrs(study._study_id).get(SEED_KEY)
+    storage = storage_of(study)
+    stored = storage.get_study_system_attrs(study_id(study)).get(SEED_KEY)
     if stored is None:
-        study._storage.set_study_system_attr(study._study_id, SEED_KEY, [seed, pairing])
+        storage.set_study_system_attr(study_id(study), SEED_KEY, [seed, pairing])
     elif list(stored) != [seed, pairing]:
         raise ValueError(
             f"Study {study.study_name!r} holds a selection run with seed={stored[0]} and "
@@ -251,7 +255,8 @@ class _Selection:
         pairing: str,
     ) -> None:
         self.study = study
-        self.storage = study._storage
+        self.storage = storage_of(study)
+        self.study_id = study_id(study)
         self.sampler = sampler
         self.pruner = pruner
         self.train_fn = train_fn
@@ -310,7 +315,7 @@ class _Selection:
 
     def _load_models(self) -> list[_Model]:
         """Build one model per candidate, reusing what an interrupted run stored."""
-        trials = self.storage.get_all_trials(self.study._study_id, deepcopy=False)
+        trials = self.storage.get_all_trials(self.study_id, deepcopy=False)
         by_candidate: dict[int, list[FrozenTrial]] = {}
         for trial in trials:
             index = candidate_index(trial)
@@ -348,13 +353,12 @@ class _Selection:
             intermediate_values={},
             trial_id=-1,
         )
-        trial_id = self.storage.create_new_trial(self.study._study_id, template_trial=template)
-        template.number = self.storage.get_trial_number_from_id(trial_id)
-        template._trial_id = trial_id
-        return template
+        new_id = self.storage.create_new_trial(self.study_id, template_trial=template)
+        number = self.storage.get_trial_number_from_id(new_id)
+        return _replace(template, number=number, trial_id=new_id)
 
     def _adopt(self, model: _Model, trial: FrozenTrial) -> None:
-        model.trial_id = trial._trial_id
+        model.trial_id = trial_id(self.study, trial)
         model.number = trial.number
         model.state = trial.state
         model.failed = trial.state == TrialState.FAIL
@@ -452,7 +456,6 @@ class _Selection:
         )
         message = f"train_fn raised {type(error).__name__}: {error}"
         self.storage.set_trial_system_attr(model.trial_id, ERROR_KEY, message)
-        self.storage.set_trial_system_attr(model.trial_id, "fail_reason", message)
         self._finish(model, TrialState.FAIL)
         model.failed = True
 
@@ -481,3 +484,20 @@ class _Selection:
 
 def _value(trial: FrozenTrial) -> float:
     return math.inf if trial.value is None or math.isnan(trial.value) else trial.value
+
+
+def _replace(trial: FrozenTrial, *, number: int, trial_id: int) -> FrozenTrial:
+    """A copy of ``trial`` with another number and id, through the public constructor."""
+    return FrozenTrial(
+        number=number,
+        state=trial.state,
+        value=trial.value,
+        datetime_start=trial.datetime_start,
+        datetime_complete=trial.datetime_complete,
+        params=trial.params,
+        distributions=trial.distributions,
+        user_attrs=trial.user_attrs,
+        system_attrs=trial.system_attrs,
+        intermediate_values=trial.intermediate_values,
+        trial_id=trial_id,
+    )

@@ -177,7 +177,7 @@ def test_select_train_fn_error_fails_that_trial_and_goes_on() -> None:
     result = optuna_robust.select(study, train_fn, final_instances=2)
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     assert len(failed) == 8
-    assert "CUDA out of memory" in failed[0].system_attrs["fail_reason"]
+    assert "CUDA out of memory" in failed[0].system_attrs["robust:error"]
     assert result.winners[0].params == {"a": 0, "b": 0, "c": 0}
 
 
