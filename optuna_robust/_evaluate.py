@@ -14,6 +14,7 @@ from optuna_robust._optuna_compat import study_id
 from optuna_robust._optuna_compat import trial_id
 from optuna_robust._optuna_compat import write_trial
 from optuna_robust._pruner import RobustPruner
+from optuna_robust._pruner import check_single_objective
 from optuna_robust._records import check_pairing
 from optuna_robust._records import check_results
 from optuna_robust._records import make_instance
@@ -24,6 +25,7 @@ from optuna_robust._records import record_key
 from optuna_robust._records import records
 from optuna_robust._records import resolve_seed
 from optuna_robust._records import reusable_records
+from optuna_robust._stats import check_direction
 from optuna_robust._stats import statistic_name
 
 TrainFn = Callable[[list[Instance]], Sequence[object]]
@@ -115,6 +117,8 @@ def evaluate_instances(
             f"max_instances must be an integer >= the pruner's min_instances "
             f"({pruner.min_instances}) but got {cap!r}."
         )
+    maximize = check_single_objective(study)
+    check_direction(pruner.statistic, maximize)
     check_pairing(pairing)
     study_seed = resolve_seed(study, seed)
     storage = storage_of(study)
@@ -145,11 +149,13 @@ def evaluate_instances(
                 for i in range(len(losses), target)
             ]
             results = check_results(train_fn(instances), instances)
-            batch = {i.index: make_record(i, r) for i, r in zip(instances, results)}
+            batch = {
+                i.index: make_record(i, r, maximize=maximize) for i, r in zip(instances, results)
+            }
             user_attrs, system_attrs = record_attrs("selection", batch)
             write_trial(storage, own_id, user_attrs=user_attrs, system_attrs=system_attrs)
             losses.extend(float(record["loss"]) for record in batch.values())
-        value = pruner.statistic_value(losses[:target])
+        value = pruner.statistic_value(losses[:target], maximize=maximize)
         if target not in frozen.intermediate_values:
             trial.report(value, target)
         if target >= cap:

@@ -9,6 +9,7 @@ from typing import Literal
 
 import numpy as np
 import optuna
+from optuna.study import StudyDirection
 
 from optuna_robust._optuna_compat import storage_of
 from optuna_robust._optuna_compat import trial_id
@@ -16,6 +17,7 @@ from optuna_robust._records import rung_key
 from optuna_robust._stats import Statistic
 from optuna_robust._stats import StatisticFn
 from optuna_robust._stats import resolve_statistic
+from optuna_robust._stats import robust_value
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -68,7 +70,10 @@ class RobustPruner(optuna.pruners.BasePruner):
         statistic:
             The robustness statistic over a model's instance losses: ``"mean"``, ``"median"``,
             ``"max"``, ``"min"``, ``"std"``, ``"iqr"``, ``"quantile:q"``, ``"cvar:q"`` (mean of
-            the worst ``1 - q`` share) or a callable ``numpy array -> float``. Lower is better.
+            the worst ``1 - q`` share) or a callable ``numpy array -> float``, all in terms of
+            losses (lower is better). In a maximising study the values are scores and each
+            statistic keeps its meaning: ``"max"`` (the worst case) is the lowest score,
+            ``"quantile:0.9"`` the 10 % quantile; ``"std"`` and ``"iqr"`` are refused there.
         reduction_factor:
             ``eta``: keep the best ``1/eta`` at each rung. An integer ``>= 2``.
         min_instances:
@@ -162,20 +167,30 @@ class RobustPruner(optuna.pruners.BasePruner):
         """Whether no rung with more instances follows ``rung``."""
         return self.max_instances is not None and self.rung_instances(rung) >= self.max_instances
 
-    @property
-    def gate_limit(self) -> float | None:
-        """The largest rung-0 loss the baseline gate lets through, or ``None`` without a gate."""
+    def gate_limit(self, *, maximize: bool = False) -> float | None:
+        """The worst rung-0 value the baseline gate lets through, or ``None`` without a gate.
+
+        Minimising: losses up to ``baseline * (1 + baseline_tolerance)``. Maximising: scores
+        down to ``baseline * (1 - baseline_tolerance)``.
+        """
         if self.baseline is None:
             return None
-        return self.baseline * (1.0 + self.baseline_tolerance)
+        sign = -1.0 if maximize else 1.0
+        return self.baseline * (1.0 + sign * self.baseline_tolerance)
 
-    def statistic_value(self, losses: Sequence[float] | np.ndarray) -> float:
-        """The robustness statistic over ``losses``, with NaN and ``inf`` as the worst."""
-        from optuna_robust._stats import robust_value
+    def statistic_value(
+        self, losses: Sequence[float] | np.ndarray, *, maximize: bool = False
+    ) -> float:
+        """The robustness statistic over ``losses``, with NaN as the worst.
 
-        return robust_value(self._statistic_fn, np.asarray(losses, dtype=float))
+        With ``maximize=True`` the values are scores (higher is better); see
+        :func:`optuna_robust._stats.robust_value` for what each statistic then means.
+        """
+        return robust_value(self._statistic_fn, np.asarray(losses, dtype=float), maximize=maximize)
 
-    def survivors(self, rung: int, values: Sequence[float]) -> np.ndarray:
+    def survivors(
+        self, rung: int, values: Sequence[float], *, maximize: bool = False
+    ) -> np.ndarray:
         """Decide a whole cohort at ``rung`` at once, as :func:`~optuna_robust.select` does.
 
         Args:
@@ -183,14 +198,17 @@ class RobustPruner(optuna.pruners.BasePruner):
                 The rung every model of the cohort has just reached.
             values:
                 Each model's statistic at that rung, in a fixed order (ties keep that order).
+            maximize:
+                Whether higher values are better (a maximising study).
 
         Returns:
             The indices into ``values`` of the models that go on, best first.
         """
-        array = np.nan_to_num(np.asarray(values, dtype=float), nan=math.inf)
-        order = np.argsort(array, kind="stable")
-        if rung == 0 and self.gate_limit is not None:
-            return order[array[order] <= self.gate_limit]
+        badness = _badness(np.asarray(values, dtype=float), maximize)
+        order = np.argsort(badness, kind="stable")
+        gate = self.gate_limit(maximize=maximize)
+        if rung == 0 and gate is not None:
+            return order[badness[order] <= _badness(np.array([gate]), maximize)[0]]
         if self.is_last_rung(rung):
             return order[: self.n_keep]
         n_survivors = max(len(order) // self.reduction_factor, self.n_keep)
@@ -198,18 +216,19 @@ class RobustPruner(optuna.pruners.BasePruner):
 
     def prune(self, study: Study, trial: FrozenTrial) -> bool:
         """The asynchronous (ASHA) decision for one trial at its latest reported step."""
+        maximize = check_single_objective(study)
         step = trial.last_step
         if step is None:
             return False
         rung = self.rung_of(step)
         if rung is None or self.is_last_rung(rung):
             return False
-        value = trial.intermediate_values[step]
-        value = math.inf if math.isnan(value) else value
-        gate = self.gate_limit
+        value = float(_badness(np.array([trial.intermediate_values[step]]), maximize)[0])
+        gate = self.gate_limit(maximize=maximize)
         if rung == 0 and gate is not None:
-            return value > gate
+            return bool(value > _badness(np.array([gate]), maximize)[0])
         key = rung_key(rung)
+        # The rung attr holds the "badness" (the value, negated when maximising): lower wins.
         storage_of(study).set_trial_system_attr(trial_id(study, trial), key, value)
         competing = [
             t.system_attrs[key]
@@ -220,4 +239,20 @@ class RobustPruner(optuna.pruners.BasePruner):
         competing.sort()
         # Like Optuna's ASHA: the first eta - 1 trials at a rung go on when they are the best.
         promotable_index = max(len(competing) // self.reduction_factor - 1, 0)
-        return value > competing[promotable_index]
+        return bool(value > competing[promotable_index])
+
+
+def check_single_objective(study: Study) -> bool:
+    """Refuse a multi-objective study; return whether the study maximises."""
+    if len(study.directions) > 1:
+        raise ValueError(
+            f"Robust selection needs a single-objective study, but study {study.study_name!r} "
+            f"has directions {[d.name for d in study.directions]}."
+        )
+    return study.direction == StudyDirection.MAXIMIZE
+
+
+def _badness(values: np.ndarray, maximize: bool) -> np.ndarray:
+    """Values on a lower-is-better scale, NaN the worst."""
+    signed = -values if maximize else values
+    return np.nan_to_num(signed, nan=math.inf)

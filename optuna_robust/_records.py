@@ -171,8 +171,11 @@ def make_instances(
     ]
 
 
-def make_record(instance: Instance, result: object) -> dict[str, Any]:
-    """Validate one ``train_fn`` result (a loss, or a mapping with ``"loss"``) into a record."""
+def make_record(instance: Instance, result: object, *, maximize: bool = False) -> dict[str, Any]:
+    """Validate one ``train_fn`` result (a loss, or a mapping with ``"loss"``) into a record.
+
+    In a maximising study the ``"loss"`` is a score; a non-finite one is stored as ``"-inf"``.
+    """
     if isinstance(result, Mapping):
         if "loss" not in result:
             raise ValueError(
@@ -191,9 +194,9 @@ def make_record(instance: Instance, result: object) -> dict[str, Any]:
             f"but returned {result!r} for instance {instance.index}."
         ) from None
     return {
-        # Non-finite losses are stored as the string "inf": JSON has no infinity, and a
-        # diverged instance must stay the worst possible loss.
-        "loss": loss if math.isfinite(loss) else "inf",
+        # Non-finite values are stored as a string: JSON has no infinity, and a diverged
+        # instance must stay the worst possible value in the study's direction.
+        "loss": loss if math.isfinite(loss) else ("-inf" if maximize else "inf"),
         "data_seed": instance.data_seed,
         "init_seed": instance.init_seed,
         **extras,

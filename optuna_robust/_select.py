@@ -12,7 +12,6 @@ import math
 from typing import TYPE_CHECKING
 from typing import Any
 
-from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 import pandas as pd
@@ -24,6 +23,7 @@ from optuna_robust._optuna_compat import study_id
 from optuna_robust._optuna_compat import trial_id
 from optuna_robust._optuna_compat import write_trial
 from optuna_robust._pruner import RobustPruner
+from optuna_robust._pruner import check_single_objective
 from optuna_robust._records import CANDIDATE_KEY
 from optuna_robust._records import ERROR_KEY
 from optuna_robust._records import SEED_KEY
@@ -40,6 +40,7 @@ from optuna_robust._records import records
 from optuna_robust._records import resolve_seed
 from optuna_robust._records import reusable_records
 from optuna_robust._sampler import RobustSampler
+from optuna_robust._stats import check_direction
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -48,6 +49,7 @@ _logger = logging.getLogger(__name__)
 
 SelectTrainFn = Callable[[dict[str, Any], list[Instance]], Sequence[object]]
 TrialCallback = Callable[["Study", FrozenTrial], None]
+PAPER_FINAL_INSTANCES = 50  # the paper measures every model's robustness on 50 instances
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +62,9 @@ class SelectionBudget:
         final_instances:
             Fresh instances trained to measure the winners' robustness.
         exhaustive:
-            What an exhaustive search would train: candidates × final instances per model.
+            What an exhaustive search would train: candidates × final instances per model
+            (with ``final_instances=0``, candidates × the paper's 50, so that ``fraction``
+            keeps one meaning whatever the halving did).
     """
 
     selection_instances: int
@@ -222,11 +226,7 @@ def _check_study(study: Study) -> tuple[RobustSampler, RobustPruner]:
             f"select needs a study created with pruner=RobustPruner(...), but study "
             f"{study.study_name!r} uses {type(study.pruner).__name__}."
         )
-    if len(study.directions) > 1 or study.direction != StudyDirection.MINIMIZE:
-        raise ValueError(
-            f"select minimises a loss, but study {study.study_name!r} has directions "
-            f"{[d.name for d in study.directions]}; create it with direction='minimize'."
-        )
+    check_direction(study.pruner.statistic, check_single_objective(study))
     return study.sampler, study.pruner
 
 
@@ -263,6 +263,7 @@ class _Selection:
         self.executor = executor
         self.seed = seed
         self.pairing = pairing
+        self.maximize = check_single_objective(study)
         self.progress = False
         self.callbacks: list[TrialCallback] = []
 
@@ -282,7 +283,8 @@ class _Selection:
             for model in cohort:
                 self._report(model, count)
             values = [self._value_at(m, count) for m in cohort]
-            survivors = [cohort[i] for i in self.pruner.survivors(rung, values)]
+            order = self.pruner.survivors(rung, values, maximize=self.maximize)
+            survivors = [cohort[i] for i in order]
             kept = {m.candidate for m in survivors}
             for model in cohort:
                 if model.candidate not in kept and model.state == TrialState.RUNNING:
@@ -309,7 +311,7 @@ class _Selection:
         completed = self._complete(winners, final_instances)
         selection = sum(len(m.losses) for m in models)
         final = sum(len(m.final_losses) for m in models)
-        reference = final_instances or max((len(m.losses) for m in alive), default=0)
+        reference = final_instances or PAPER_FINAL_INSTANCES
         budget = SelectionBudget(selection, final, len(models) * reference)
         return SelectionResult(completed, pd.DataFrame(rows), budget)
 
@@ -424,7 +426,7 @@ class _Selection:
         target = model.losses if phase == "selection" else model.final_losses
         batch = {}
         for instance, result in zip(instances, results):
-            record = make_record(instance, result)
+            record = make_record(instance, result, maximize=self.maximize)
             batch[instance.index] = record
             target.append(float(record["loss"]))
         user_attrs, system_attrs = record_attrs(phase, batch)
@@ -441,7 +443,7 @@ class _Selection:
             model.reported.add(count)
 
     def _value_at(self, model: _Model, count: int) -> float:
-        return self.pruner.statistic_value(model.losses[:count])
+        return self.pruner.statistic_value(model.losses[:count], maximize=self.maximize)
 
     def _report(self, model: _Model, count: int) -> None:
         if count not in model.reported and model.state == TrialState.RUNNING:
@@ -474,16 +476,20 @@ class _Selection:
         for rank, model in enumerate(winners):
             if model.state == TrialState.RUNNING:
                 losses = model.final_losses if final_instances else model.losses
-                value = self.pruner.statistic_value(losses)
+                value = self.pruner.statistic_value(losses, maximize=self.maximize)
                 self.storage.set_trial_system_attr(model.trial_id, WINNER_KEY, rank)
                 self._finish(model, TrialState.COMPLETE, value)
             if model.state == TrialState.COMPLETE:
                 finished.append(self.storage.get_trial(model.trial_id))
-        return sorted(finished, key=lambda t: (_value(t), t.system_attrs.get(WINNER_KEY, 0)))
+        sign = -1.0 if self.maximize else 1.0
+        return sorted(
+            finished, key=lambda t: (sign * _value(t, sign), t.system_attrs.get(WINNER_KEY, 0))
+        )
 
 
-def _value(trial: FrozenTrial) -> float:
-    return math.inf if trial.value is None or math.isnan(trial.value) else trial.value
+def _value(trial: FrozenTrial, sign: float) -> float:
+    """The trial's value, with a missing or NaN value as the worst in the study's direction."""
+    return sign * math.inf if trial.value is None or math.isnan(trial.value) else trial.value
 
 
 def _replace(trial: FrozenTrial, *, number: int, trial_id: int) -> FrozenTrial:

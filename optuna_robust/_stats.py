@@ -87,16 +87,37 @@ def statistic_name(statistic: Statistic) -> str:
     return getattr(statistic, "__name__", type(statistic).__name__)
 
 
-def robust_value(statistic: StatisticFn, losses: np.ndarray | list[float]) -> float:
-    """Apply ``statistic`` with the robustness conventions: NaN counts as ``+inf``, the worst.
+def robust_value(
+    statistic: StatisticFn, losses: np.ndarray | list[float], *, maximize: bool = False
+) -> float:
+    """Apply ``statistic`` with the robustness conventions: NaN counts as the worst value.
 
-    An empty set of losses, or a statistic that comes out NaN (such as the spread of losses that
-    include ``inf``), is ``+inf`` as well, so that a broken model can never look good.
+    An empty set of values, or a statistic that comes out NaN (such as the spread of losses
+    that include ``inf``), is the worst as well, so that a broken model can never look good.
+
+    For a maximising study the values are scores, and the statistic is applied to the negated
+    scores and negated back, so that every statistic keeps its meaning in terms of "worse":
+    ``mean`` and ``median`` are unchanged, ``max`` (the worst case) becomes the lowest score,
+    ``quantile:0.9`` the 10 % quantile, ``cvar:q`` the mean of the lowest ``1 - q`` share.
     """
+    worst = -math.inf if maximize else math.inf
     array = np.asarray(losses, dtype=float)
     if array.size == 0:
-        return math.inf
-    array = np.where(np.isnan(array), math.inf, array)
+        return worst
+    array = np.where(np.isnan(array), worst, array)
     with np.errstate(invalid="ignore", over="ignore"):
-        value = float(statistic(array))
-    return math.inf if math.isnan(value) else value
+        value = -float(statistic(-array)) if maximize else float(statistic(array))
+    return worst if math.isnan(value) else value
+
+
+SPREADS = ("std", "iqr")
+
+
+def check_direction(statistic: Statistic, maximize: bool) -> None:
+    """Refuse a spread statistic on a maximising study, where higher would win."""
+    if maximize and isinstance(statistic, str) and statistic in SPREADS:
+        raise ValueError(
+            f"statistic {statistic!r} is a spread (lower is better) but the study maximises; "
+            "use a minimising study, or a statistic of the scores such as 'mean', 'max' (the "
+            "worst case) or 'quantile:0.9'."
+        )

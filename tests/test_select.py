@@ -255,7 +255,7 @@ def test_select_rerun_with_other_seed_is_refused() -> None:
             "minimize",
             "pruner=RobustPruner",
         ),
-        (RobustSampler({"a": [1]}), RobustPruner(), "maximize", "direction='minimize'"),
+        (RobustSampler({"a": [1]}), RobustPruner(statistic="std"), "maximize", "is a spread"),
     ],
 )
 def test_select_refuses_unsuitable_study(
@@ -266,6 +266,17 @@ def test_select_refuses_unsuitable_study(
 ) -> None:
     study = optuna.create_study(sampler=sampler, pruner=pruner, direction=direction)
     with pytest.raises(ValueError, match=match):
+        optuna_robust.select(study, lambda p, inst: [1.0] * len(inst))
+    assert study.trials == []
+
+
+def test_select_refuses_a_multi_objective_study_before_training() -> None:
+    study = optuna.create_study(
+        sampler=RobustSampler({"a": [1]}),
+        pruner=RobustPruner(),
+        directions=["minimize", "maximize"],
+    )
+    with pytest.raises(ValueError, match="single-objective"):
         optuna_robust.select(study, lambda p, inst: [1.0] * len(inst))
     assert study.trials == []
 
@@ -302,3 +313,11 @@ def test_select_same_seed_gives_bit_identical_instances_and_winner() -> None:
     assert first[0] == second[0]
     assert first[1] == second[1]  # every loss and seed, bit for bit, whatever the study name
     assert run("other seed", seed=12)[1] != first[1]
+
+
+def test_budget_fraction_keeps_its_meaning_without_final_instances() -> None:
+    # Before: exhaustive became candidates x the winner's instance count (here 8 x 8).
+    study = _study({"a": list(range(8))})
+    result = optuna_robust.select(study, lambda p, inst: [p["a"]] * len(inst), final_instances=0)
+    assert result.budget.exhaustive == 8 * 50
+    assert result.budget.fraction == pytest.approx(result.budget.instances / 400)
