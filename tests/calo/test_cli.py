@@ -7,7 +7,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from optuna_robust import cli
+from optuna_robust.calo import cli
 
 
 def _fails(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
