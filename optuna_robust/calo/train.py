@@ -35,10 +35,11 @@ from optuna_robust._imports import import_optional
 from optuna_robust._instances import Instance
 from optuna_robust._instances import derive_seed
 from optuna_robust.calo._sample import Sample
+from optuna_robust.calo.data import GRID_SIZE
+from optuna_robust.calo.losses import TASKS
 from optuna_robust.calo.losses import loss_for
-from optuna_robust.calo.models import GRID_SIZE
+from optuna_robust.calo.models import LEAKY_RELU_SLOPE
 from optuna_robust.calo.models import MONOTONE_ACTIVATIONS
-from optuna_robust.calo.models import TASKS
 from optuna_robust.calo.models import ModelConfig
 from optuna_robust.calo.models import build_model
 from optuna_robust.calo.models import inductive_features
@@ -514,7 +515,7 @@ def _activate(
     if name == "ReLU":
         return functional.relu(hidden)
     if name == "LeakyReLU":
-        return functional.leaky_relu(hidden, 0.01)
+        return functional.leaky_relu(hidden, LEAKY_RELU_SLOPE)
     if name == "ELU":
         return functional.elu(hidden)
     if name == "GELU":
