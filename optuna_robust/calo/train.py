@@ -29,9 +29,9 @@ from typing import Any
 from typing import Protocol
 from typing import runtime_checkable
 
+from optuna_robust import Instance
 from optuna_robust._imports import import_optional
-from optuna_robust._instances import Instance
-from optuna_robust._instances import derive_seed
+from optuna_robust._instances import derive_seed  # the documented minibatch seed rule
 from optuna_robust.calo._optim import keep_instances
 from optuna_robust.calo._optim import make_optimizer
 from optuna_robust.calo._runtime import keep_freed_memory

@@ -99,7 +99,7 @@ def test_cli_workflow_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[s
     winner = selection.best_trial
     assert len([k for k in winner.user_attrs if k.startswith("robust:final:")]) == 2
     measured = optuna.load_study(study_name="nas:robustness", storage=storage).trials[0]
-    assert measured.system_attrs["robust:source"] == "nas#0"
+    assert measured.system_attrs["calo:source"] == "nas#0"
 
 
 def test_demo_runs_end_to_end_at_toy_scale(
