@@ -16,9 +16,9 @@ from optuna_robust._pruner import RobustPruner
 from optuna_robust._records import instance_losses
 from optuna_robust._records import make_instances
 from optuna_robust._report import robustness_report
+from optuna_robust._result import SelectionBudget
+from optuna_robust._result import SelectionResult
 from optuna_robust._sampler import RobustSampler
-from optuna_robust._select import SelectionBudget
-from optuna_robust._select import SelectionResult
 from optuna_robust._select import select
 
 __version__ = "0.1.0"

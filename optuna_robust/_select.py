@@ -41,6 +41,9 @@ from optuna_robust._records import record_attrs
 from optuna_robust._records import records
 from optuna_robust._records import resolve_seed
 from optuna_robust._records import reusable_records
+from optuna_robust._result import PAPER_FINAL_INSTANCES
+from optuna_robust._result import SelectionBudget
+from optuna_robust._result import SelectionResult
 from optuna_robust._run import check_run
 from optuna_robust._sampler import RobustSampler
 from optuna_robust._stats import check_direction
@@ -52,57 +55,6 @@ _logger = logging.getLogger(__name__)
 
 SelectTrainFn = Callable[[dict[str, Any], list[Instance]], Sequence[object]]
 TrialCallback = Callable[["Study", FrozenTrial], None]
-PAPER_FINAL_INSTANCES = 50  # the paper measures every model's robustness on 50 instances
-
-
-@dataclasses.dataclass(frozen=True)
-class SelectionBudget:
-    """Trainings spent by a selection, against an exhaustive search with the same guarantee.
-
-    Attributes:
-        selection_instances:
-            Instances trained during the halving rounds.
-        final_instances:
-            Fresh instances trained to measure the winners' robustness.
-        exhaustive:
-            What an exhaustive search would train: candidates × final instances per model
-            (with ``final_instances=0``, candidates × the paper's 50, so that ``fraction``
-            keeps one meaning whatever the halving did).
-    """
-
-    selection_instances: int
-    final_instances: int
-    exhaustive: int
-
-    @property
-    def instances(self) -> int:
-        """All instances trained: selection plus final."""
-        return self.selection_instances + self.final_instances
-
-    @property
-    def fraction(self) -> float:
-        """``instances / exhaustive``: the share of the exhaustive budget spent."""
-        return self.instances / self.exhaustive if self.exhaustive else math.nan
-
-
-@dataclasses.dataclass(frozen=True)
-class SelectionResult:
-    """What :func:`~optuna_robust.select` returns.
-
-    Attributes:
-        winners:
-            The winning trials, best first, COMPLETE, with their final instances stored.
-        rounds:
-            One row per round: ``round``, ``instances_per_model`` (the rung), ``models``
-            (trained in the round), ``instances`` (trained in the round), ``cumulative`` and
-            ``survivors`` (models left after the round's decision).
-        budget:
-            The trainings spent, against the exhaustive equivalent.
-    """
-
-    winners: list[FrozenTrial]
-    rounds: pd.DataFrame
-    budget: SelectionBudget
 
 
 @dataclasses.dataclass

@@ -27,7 +27,7 @@ from optuna_robust import select
 # No public name stores "final" instance records on a trial made with create_trial, so
 # robustness() uses the core's record format directly; these two are its only private imports.
 from optuna_robust._records import make_record
-from optuna_robust._records import record_key
+from optuna_robust._records import record_attrs
 from optuna_robust.calo.baselines import baseline_loss
 from optuna_robust.calo.data import CaloData
 from optuna_robust.calo.spaces import suggest_nas
@@ -200,8 +200,9 @@ def robustness(
     instances = make_instances(config, n_instances, seed=seed, phase="final", pairing="data")
     trainer = CaloTrainer(str(data_path), task=task, settings=settings, num_threads=threads)
     results = trainer(config, instances)
-    records = {record_key("final", i.index): make_record(i, r) for i, r in zip(instances, results)}
-    losses = np.array([float(r["loss"]) for r in records.values()])
+    batch = {i.index: make_record(i, r) for i, r in zip(instances, results)}
+    records, series = record_attrs("final", batch)  # curves stay out of the user attrs
+    losses = np.array([float(r["loss"]) for r in batch.values()])
     target = optuna.create_study(
         storage=storage, study_name=f"{study_name}:robustness", load_if_exists=True
     )
@@ -211,7 +212,7 @@ def robustness(
         distributions=trial.distributions,
         value=float(np.mean(np.where(np.isfinite(losses), losses, np.inf))),
         user_attrs=records,
-        system_attrs={SOURCE_KEY: f"{study_name}#{trial_number}"},
+        system_attrs={SOURCE_KEY: f"{study_name}#{trial_number}", **series},
     )
     target.add_trial(frozen)
     return target.trials[-1]
