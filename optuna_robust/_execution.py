@@ -129,6 +129,69 @@ def run_batches(
             future.cancel()
 
 
+def train_models(
+    train_fn: Callable[..., Sequence[object]],
+    tasks: Sequence[tuple[Task, dict[str, Any], list[Any]]],
+    *,
+    executor: concurrent.futures.Executor | None,
+    timeout: float | None,
+    retries: int,
+) -> Iterator[tuple[Task, object]]:
+    """Train each task's ``(params, instances)``; yield ``(task, results or the error)``.
+
+    A ``train_fn`` that defines ``group_key(params)`` and ``train_group(batches)`` gets the
+    models whose keys are equal in one call (at most ``train_fn.max_group_size`` of them, if it
+    says), as a list of ``(params, instances)`` batches, and returns one result list per batch:
+    a trainer can then train instances of several configurations as one stacked model. A group
+    whose training raised is trained again model by model, so that one broken configuration
+    fails alone.
+    """
+    group_key = getattr(train_fn, "group_key", None)
+    train_group = getattr(train_fn, "train_group", None)
+    if not (callable(group_key) and callable(train_group)):
+        plain = [(key, (dict(params), instances)) for key, params, instances in tasks]
+        yield from run_batches(
+            train_fn, plain, executor=executor, timeout=timeout, retries=retries
+        )
+        return
+    by_key: dict[Any, list[tuple[Task, dict[str, Any], list[Any]]]] = {}
+    for task in tasks:
+        by_key.setdefault(group_key(dict(task[1])), []).append(task)
+    size = getattr(train_fn, "max_group_size", None) or len(tasks)
+    groups = [
+        members[start : start + size]
+        for members in by_key.values()
+        for start in range(0, len(members), size)
+    ]
+    grouped = [
+        (index, ([(dict(params), instances) for _, params, instances in members],))
+        for index, members in enumerate(groups)
+    ]
+    alone = []
+    for index, outcome in run_batches(
+        train_group, grouped, executor=executor, timeout=timeout, retries=retries
+    ):
+        members = groups[index]
+        if isinstance(outcome, Exception):
+            alone.extend(members)
+            continue
+        if isinstance(outcome, str | bytes) or not isinstance(outcome, Sequence):
+            raise ValueError(
+                f"train_group must return one result list per batch but returned {outcome!r}."
+            )
+        if len(outcome) != len(members):
+            raise ValueError(
+                f"train_group returned {len(outcome)} result lists for {len(members)} batches."
+            )
+        for (key, _, _), results in zip(members, outcome):
+            yield key, results
+    if alone:
+        singles = [(key, (dict(params), instances)) for key, params, instances in alone]
+        yield from run_batches(
+            train_fn, singles, executor=executor, timeout=timeout, retries=retries
+        )
+
+
 def _outcome(get: Callable[[], object]) -> object:
     try:
         return get()

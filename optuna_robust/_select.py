@@ -18,7 +18,7 @@ import pandas as pd
 import tqdm.auto
 
 from optuna_robust._execution import check_executor
-from optuna_robust._execution import run_batches
+from optuna_robust._execution import train_models
 from optuna_robust._instances import Instance
 from optuna_robust._lease import driver_lease
 from optuna_robust._optuna_compat import storage_of
@@ -355,15 +355,15 @@ class _Selection:
         """Bring every model's ``phase`` instances up to ``count``, storing each as it comes."""
         losses_of = (lambda m: m.losses) if phase == "selection" else (lambda m: m.final_losses)
         tasks = [
-            (m, (dict(m.params), self._instances(m, phase, len(losses_of(m)), count)))
+            (m, dict(m.params), self._instances(m, phase, len(losses_of(m)), count))
             for m in models
             if len(losses_of(m)) < count and m.state == TrialState.RUNNING
         ]
-        total = sum(len(args[1]) for _, args in tasks)
+        total = sum(len(instances) for _, _, instances in tasks)
         if total == 0:
             return
-        instances_of = {id(model): args[1] for model, args in tasks}
-        batches = run_batches(
+        instances_of = {id(model): instances for model, _, instances in tasks}
+        batches = train_models(
             self.train_fn,
             tasks,
             executor=self.executor,
