@@ -16,15 +16,13 @@ from optuna_robust._optuna_compat import write_trial
 from optuna_robust._pruner import RobustPruner
 from optuna_robust._pruner import check_single_objective
 from optuna_robust._records import check_pairing
-from optuna_robust._records import check_results
-from optuna_robust._records import make_instance
-from optuna_robust._records import make_record
-from optuna_robust._records import params_key
-from optuna_robust._records import record_attrs
+from optuna_robust._records import make_instances
+from optuna_robust._records import make_records
 from optuna_robust._records import record_key
 from optuna_robust._records import records
 from optuna_robust._records import resolve_seed
 from optuna_robust._records import reusable_records
+from optuna_robust._records import write_records
 from optuna_robust._stats import check_direction
 from optuna_robust._stats import statistic_name
 
@@ -124,7 +122,6 @@ def evaluate_instances(
     storage = storage_of(study)
     own_id = trial_id(study, trial)
     frozen = storage.get_trial(own_id)
-    model_key = params_key(frozen.params)
 
     stored = {record_key("selection", i): r for i, r in enumerate(records(frozen))}
     if not stored:
@@ -138,22 +135,11 @@ def evaluate_instances(
     while True:
         target = min(pruner.rung_instances(rung), cap)
         if target > len(losses):
-            instances = [
-                make_instance(
-                    seed=study_seed,
-                    params_key=model_key,
-                    phase="selection",
-                    index=i,
-                    pairing=pairing,
-                )
-                for i in range(len(losses), target)
-            ]
-            results = check_results(train_fn(instances), instances)
-            batch = {
-                i.index: make_record(i, r, maximize=maximize) for i, r in zip(instances, results)
-            }
-            user_attrs, system_attrs = record_attrs("selection", batch)
-            write_trial(storage, own_id, user_attrs=user_attrs, system_attrs=system_attrs)
+            instances = make_instances(
+                frozen.params, range(len(losses), target), seed=study_seed, pairing=pairing
+            )
+            batch = make_records(instances, train_fn(instances), maximize=maximize)
+            write_records(storage, own_id, "selection", batch)
             losses.extend(float(record["loss"]) for record in batch.values())
         value = pruner.statistic_value(losses[:target], maximize=maximize)
         if target not in frozen.intermediate_values:

@@ -20,8 +20,10 @@ import numpy as np
 
 from optuna_robust._instances import Instance
 from optuna_robust._instances import derive_seed
+from optuna_robust._optuna_compat import write_trial
 
 if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
     from optuna.study import Study
     from optuna.trial import FrozenTrial
 
@@ -208,6 +210,33 @@ def make_record(instance: Instance, result: object, *, maximize: bool = False) -
         "init_seed": instance.init_seed,
         **extras,
     }
+
+
+def make_records(
+    instances: Sequence[Instance], results: object, *, maximize: bool = False
+) -> dict[int, dict[str, Any]]:
+    """Validate a ``train_fn`` return value into one record per instance, by instance index."""
+    checked = check_results(results, instances)
+    return {i.index: make_record(i, r, maximize=maximize) for i, r in zip(instances, checked)}
+
+
+def write_records(
+    storage: BaseStorage,
+    trial_id: int,
+    phase: Phase,
+    batch: Mapping[int, Mapping[str, Any]],
+    *,
+    intermediate_values: Mapping[int, float] | None = None,
+) -> None:
+    """Store a batch of records (and their series, and a rung's value) in one write."""
+    user_attrs, system_attrs = record_attrs(phase, batch)
+    write_trial(
+        storage,
+        trial_id,
+        user_attrs=user_attrs,
+        system_attrs=system_attrs,
+        intermediate_values=intermediate_values,
+    )
 
 
 def check_results(results: object, instances: Sequence[Instance]) -> list[object]:

@@ -24,7 +24,6 @@ from optuna_robust._lease import driver_lease
 from optuna_robust._optuna_compat import storage_of
 from optuna_robust._optuna_compat import study_id
 from optuna_robust._optuna_compat import trial_id
-from optuna_robust._optuna_compat import write_trial
 from optuna_robust._pruner import RobustPruner
 from optuna_robust._pruner import check_single_objective
 from optuna_robust._records import CANDIDATE_KEY
@@ -33,14 +32,13 @@ from optuna_robust._records import WINNER_KEY
 from optuna_robust._records import Phase
 from optuna_robust._records import candidate_index
 from optuna_robust._records import check_pairing
-from optuna_robust._records import check_results
 from optuna_robust._records import make_instance
-from optuna_robust._records import make_record
+from optuna_robust._records import make_records
 from optuna_robust._records import params_key
-from optuna_robust._records import record_attrs
 from optuna_robust._records import records
 from optuna_robust._records import resolve_seed
 from optuna_robust._records import reusable_records
+from optuna_robust._records import write_records
 from optuna_robust._result import PAPER_FINAL_INSTANCES
 from optuna_robust._result import SelectionBudget
 from optuna_robust._result import SelectionResult
@@ -379,28 +377,23 @@ class _Selection:
                 if isinstance(outcome, Exception):
                     self._fail(model, outcome)
                 else:
-                    results = check_results(outcome, instances)
-                    self._store(model, phase, instances, results)
+                    self._store(model, phase, instances, outcome)
                 bar.update(len(instances))
 
     def _store(
-        self, model: _Model, phase: Phase, instances: list[Instance], results: list[object]
+        self, model: _Model, phase: Phase, instances: list[Instance], results: object
     ) -> None:
         """Store a batch's records, and the rung's value once the model has reached it."""
         target = model.losses if phase == "selection" else model.final_losses
-        batch = {}
-        for instance, result in zip(instances, results):
-            record = make_record(instance, result, maximize=self.maximize)
-            batch[instance.index] = record
-            target.append(float(record["loss"]))
-        user_attrs, system_attrs = record_attrs(phase, batch)
+        batch = make_records(instances, results, maximize=self.maximize)
+        target.extend(float(record["loss"]) for record in batch.values())
         count = len(model.losses)
         report = phase == "selection" and count not in model.reported
-        write_trial(
+        write_records(
             self.storage,
             model.trial_id,
-            user_attrs=user_attrs,
-            system_attrs=system_attrs,
+            phase,
+            batch,
             intermediate_values={count: self._value_at(model, count)} if report else {},
         )
         if report:
