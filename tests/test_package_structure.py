@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+import re
 import subprocess
 import sys
 
@@ -100,3 +101,12 @@ def test_optuna_internals_are_used_only_in_the_compat_module(path: Path) -> None
         if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "optuna":
             private = [part for part in node.module.split(".") if part.startswith("_")]
             assert not private, f"{path.name}:{node.lineno} imports {node.module}"
+
+
+def test_the_oldest_optuna_run_pins_pyprojects_lower_bound() -> None:
+    root = CORE.parent
+    pyproject = (root / "pyproject.toml").read_text(encoding="utf-8")
+    makefile = (root / "Makefile").read_text(encoding="utf-8")
+    lower = re.search(r'"optuna>=([\d.]+)"', pyproject)
+    pinned = re.search(r"OLDEST_OPTUNA := optuna==([\d.]+)", makefile)
+    assert lower and pinned and lower.group(1) == pinned.group(1)
