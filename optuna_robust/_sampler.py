@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import hashlib
 import itertools
 import json
+import logging
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -18,6 +19,7 @@ from optuna.trial import TrialState
 from optuna_robust._grid import check_distributions
 from optuna_robust._grid import grid_values
 from optuna_robust._grid import suggest_with
+from optuna_robust._optimize_loop import OptimizeCalls
 from optuna_robust._optuna_compat import stop_optimize
 from optuna_robust._optuna_compat import storage_of
 from optuna_robust._optuna_compat import study_id
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     from optuna.study import Study
     from optuna.trial import FrozenTrial
     from optuna.trial import Trial
+
+_logger = logging.getLogger(__name__)
 
 _CHOICE_TYPES = (bool, int, float, str, type(None))
 _EXHAUSTED = "Every candidate of the RobustSampler has been handed out; nothing left to try."
@@ -52,7 +56,9 @@ class RobustSampler(optuna.samplers.BaseSampler):
     failed (for instance because its worker died and Optuna's heartbeat marked it failed); such
     a candidate may be handed out again, and in a rare race, to two workers at once. When no
     candidate is left, the worker's :meth:`~optuna.study.Study.optimize` loop stops; a trial
-    that a worker asked for after that is pruned with no params.
+    that a worker asked for after that is pruned with no params. When ``n_trials`` or
+    ``timeout`` ends the loop first, a warning (logger ``optuna_robust``) says how many
+    candidates were not tried.
 
     In the objective, suggest each param with any distribution that contains the candidate's
     value: ``suggest_categorical`` with the choices of :attr:`search_space`, the
@@ -117,6 +123,7 @@ class RobustSampler(optuna.samplers.BaseSampler):
         self._fingerprint = hashlib.blake2b(
             json.dumps(self._candidates, sort_keys=True).encode(), digest_size=8
         ).hexdigest()
+        self._optimize_calls = OptimizeCalls()
 
     @classmethod
     def from_distributions(
@@ -251,6 +258,7 @@ class RobustSampler(optuna.samplers.BaseSampler):
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         self._check_fingerprint(study)
+        self._optimize_calls.trial_started()
         index = self._next_candidate(study, trial.number)
         if index is None:
             stop_optimize(study)
@@ -294,7 +302,24 @@ class RobustSampler(optuna.samplers.BaseSampler):
         values: Sequence[float] | None,
     ) -> None:
         if trial.number + 1 >= len(self._candidates) and not self._orphans(study):
+            self._optimize_calls.forget()
             stop_optimize(study)
+            return
+        call = self._optimize_calls.ending_call()
+        if call is None:
+            return
+        # The finishing trial is still RUNNING in the storage; a failure frees its candidate.
+        failing = trial.number if state == TrialState.FAIL else None
+        untried = len(self._orphans(study, failing=failing))
+        untried += max(len(self.order(study)) - len(self._trials(study)), 0)
+        if untried:
+            total = len(self._candidates)
+            _logger.warning(
+                f"study.optimize ends after trial {trial.number} ({call.reason}) with "
+                f"{untried} of {total} RobustSampler candidates not tried yet "
+                f"({total - untried} tried or running). Run study.optimize again to try them; "
+                "without n_trials and timeout it stops by itself once every candidate is tried."
+            )
 
     def _next_candidate(self, study: Study, number: int) -> int | None:
         order = self.order(study)
@@ -303,13 +328,19 @@ class RobustSampler(optuna.samplers.BaseSampler):
         orphans = self._orphans(study)
         return orphans[0] if orphans else None
 
-    def _orphans(self, study: Study) -> list[int]:
-        """Candidates, in hand-out order, that no live trial holds (all their trials failed)."""
+    def _trials(self, study: Study) -> list[FrozenTrial]:
+        return storage_of(study).get_all_trials(study_id(study), deepcopy=False)
+
+    def _orphans(self, study: Study, *, failing: int | None = None) -> list[int]:
+        """Candidates, in hand-out order, that no live trial holds (all their trials failed).
+
+        Trial number ``failing`` counts as failed whatever its stored state.
+        """
         order = self.order(study)
-        trials = storage_of(study).get_all_trials(study_id(study), deepcopy=False)
+        trials = self._trials(study)
         held = set()
         for trial in trials:
-            if trial.state in _LIVE_STATES:
+            if trial.state in _LIVE_STATES and trial.number != failing:
                 index = candidate_index(trial)
                 # A trial just created by another worker may not have stored its candidate
                 # yet; below len(order) its number says which one it is taking.

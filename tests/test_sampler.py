@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from typing import Any
 
 import optuna
@@ -262,3 +263,66 @@ def test_user_distribution_must_contain_the_candidates_value() -> None:
     trial = optuna.create_study(sampler=RobustSampler({"lr": [0.5]}, seed=0)).ask()
     with pytest.raises(ValueError, match="does not contain the candidate's value 0.5"):
         trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "optuna_robust._sampler"]
+
+
+def test_n_trials_smaller_than_the_grid_warns_how_many_were_left(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sampler = RobustSampler({"a": list(range(12))}, seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(_objective(sampler), n_trials=5)
+    (message,) = _warnings(caplog)
+    assert "(n_trials=5) with 7 of 12 RobustSampler candidates not tried yet" in message
+    caplog.clear()
+    study.optimize(_objective(sampler), n_trials=3)  # a second call counts its own trials
+    (message,) = _warnings(caplog)
+    assert "(n_trials=3) with 4 of 12" in message
+    caplog.clear()
+    study.optimize(_objective(sampler), n_trials=10)  # the rest: the sampler stops by itself
+    assert len(study.trials) == 12 and _warnings(caplog) == []
+
+
+def test_timeout_before_the_grid_is_done_warns_how_many_were_left(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sampler = RobustSampler({"a": list(range(50))}, seed=0)
+    study = optuna.create_study(sampler=sampler)
+
+    def slow(trial: optuna.Trial) -> float:
+        time.sleep(0.1)
+        return float(sampler.suggest(trial)["a"])
+
+    study.optimize(slow, timeout=0.25)
+    tried = len(study.trials)
+    assert 1 <= tried < 50
+    (message,) = _warnings(caplog)
+    assert f"(timeout=0.25s) with {50 - tried} of 50 RobustSampler candidates" in message
+
+
+def test_a_failed_last_trial_counts_as_not_tried(caplog: pytest.LogCaptureFixture) -> None:
+    sampler = RobustSampler({"a": list(range(6))}, seed=0)
+    study = optuna.create_study(sampler=sampler)
+
+    def objective(trial: optuna.Trial) -> float:
+        if trial.number == 1:
+            raise RuntimeError("broken model")
+        return float(sampler.suggest(trial)["a"])
+
+    study.optimize(objective, n_trials=2, catch=(RuntimeError,))
+    (message,) = _warnings(caplog)
+    assert "with 5 of 6 RobustSampler candidates not tried yet (1 tried or running)" in message
+
+
+def test_no_warning_when_every_candidate_was_tried_or_outside_optimize(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sampler = RobustSampler({"a": list(range(4))}, seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(_objective(sampler), n_trials=4)
+    trial = optuna.create_study(sampler=sampler).ask()  # ask-and-tell: no n_trials to end
+    trial.study.tell(trial, float(sampler.suggest(trial)["a"]))
+    assert _warnings(caplog) == []
