@@ -269,11 +269,15 @@ def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "optuna_robust._sampler"]
 
 
+def _grid_study(n_candidates: int) -> tuple[RobustSampler, optuna.Study]:
+    sampler = RobustSampler({"a": list(range(n_candidates))}, seed=0)
+    return sampler, optuna.create_study(sampler=sampler)
+
+
 def test_n_trials_smaller_than_the_grid_warns_how_many_were_left(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    sampler = RobustSampler({"a": list(range(12))}, seed=0)
-    study = optuna.create_study(sampler=sampler)
+    sampler, study = _grid_study(12)
     study.optimize(_objective(sampler), n_trials=5)
     (message,) = _warnings(caplog)
     assert "(n_trials=5) with 7 of 12 RobustSampler candidates not tried yet" in message
@@ -289,8 +293,7 @@ def test_n_trials_smaller_than_the_grid_warns_how_many_were_left(
 def test_timeout_before_the_grid_is_done_warns_how_many_were_left(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    sampler = RobustSampler({"a": list(range(50))}, seed=0)
-    study = optuna.create_study(sampler=sampler)
+    sampler, study = _grid_study(50)
 
     def slow(trial: optuna.Trial) -> float:
         time.sleep(0.1)
@@ -304,8 +307,7 @@ def test_timeout_before_the_grid_is_done_warns_how_many_were_left(
 
 
 def test_a_failed_last_trial_counts_as_not_tried(caplog: pytest.LogCaptureFixture) -> None:
-    sampler = RobustSampler({"a": list(range(6))}, seed=0)
-    study = optuna.create_study(sampler=sampler)
+    sampler, study = _grid_study(6)
 
     def objective(trial: optuna.Trial) -> float:
         if trial.number == 1:
@@ -320,8 +322,7 @@ def test_a_failed_last_trial_counts_as_not_tried(caplog: pytest.LogCaptureFixtur
 def test_no_warning_when_every_candidate_was_tried_or_outside_optimize(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    sampler = RobustSampler({"a": list(range(4))}, seed=0)
-    study = optuna.create_study(sampler=sampler)
+    sampler, study = _grid_study(4)
     study.optimize(_objective(sampler), n_trials=4)
     trial = optuna.create_study(sampler=sampler).ask()  # ask-and-tell: no n_trials to end
     trial.study.tell(trial, float(sampler.suggest(trial)["a"]))
