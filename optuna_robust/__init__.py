@@ -9,24 +9,28 @@ resource is the number of instances.
 from __future__ import annotations
 
 from optuna_robust._evaluate import evaluate_instances
+from optuna_robust._execution import SelectionStopped
 from optuna_robust._instances import Instance
+from optuna_robust._lease import LeaseError
 from optuna_robust._pruner import RobustPruner
 from optuna_robust._records import instance_losses
 from optuna_robust._records import make_instances
 from optuna_robust._report import robustness_report
+from optuna_robust._result import SelectionBudget
+from optuna_robust._result import SelectionResult
 from optuna_robust._sampler import RobustSampler
-from optuna_robust._select import SelectionBudget
-from optuna_robust._select import SelectionResult
 from optuna_robust._select import select
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Instance",
+    "LeaseError",
     "RobustPruner",
     "RobustSampler",
     "SelectionBudget",
     "SelectionResult",
+    "SelectionStopped",
     "evaluate_instances",
     "instance_losses",
     "make_instances",

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 import json
 import math
+from numbers import Real
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import Literal
@@ -35,7 +36,7 @@ ERROR_KEY = f"{_PREFIX}error"  # why train_fn failed this model
 WINNER_KEY = f"{_PREFIX}winner_rank"  # rank of a select winner (0 = best)
 # Study system attrs.
 FINGERPRINT_KEY = f"{_PREFIX}candidates_fingerprint"  # the RobustSampler's candidate set
-SEED_KEY = f"{_PREFIX}select_seed"  # [seed, pairing] of a select run
+RUN_KEY = f"{_PREFIX}select_run"  # the fingerprint of a select run (see _run.py)
 
 
 def candidate_index(trial: FrozenTrial) -> int | None:
@@ -182,17 +183,23 @@ def make_record(instance: Instance, result: object, *, maximize: bool = False) -
                 f"train_fn returned a mapping without a 'loss' key for instance "
                 f"{instance.index}: keys {sorted(result)}."
             )
+        reserved = sorted(set(result) & {"data_seed", "init_seed"})
+        if reserved:
+            raise ValueError(
+                f"train_fn returned {reserved} for instance {instance.index}: these keys are "
+                "reserved for the instance's own seeds; name the extra otherwise."
+            )
         extras = {str(k): _jsonable(v) for k, v in result.items() if k != "loss"}
         loss = result["loss"]
     else:
         extras, loss = {}, result
-    try:
-        loss = float(loss)
-    except (TypeError, ValueError):
+    # A string or a bool would convert to a float silently ("0.5", True -> 1.0): refuse them.
+    if isinstance(loss, str | bytes | bool | np.bool_) or not isinstance(loss, Real):
         raise ValueError(
             f"train_fn must return a float loss (or a mapping with 'loss') per instance, "
             f"but returned {result!r} for instance {instance.index}."
-        ) from None
+        )
+    loss = float(loss)
     return {
         # Non-finite values are stored as a string: JSON has no infinity, and a diverged
         # instance must stay the worst possible value in the study's direction.
@@ -242,13 +249,14 @@ def _record_keys(user_attrs: Mapping[str, Any], phase: Phase) -> list[str]:
 
 
 def reusable_records(
-    trials: Sequence[FrozenTrial], params: Mapping[str, Any]
+    trials: Sequence[FrozenTrial], params: Mapping[str, Any], *, broken: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Instance records stored on failed trials of the same model whose run was interrupted.
 
     A worker that died leaves its trial RUNNING (or FAIL once a heartbeat notices); the
     instances it stored are reused rather than trained again. Trials that failed because
-    ``train_fn`` raised (marked with an error) are not a source: their model is broken.
+    ``train_fn`` raised (marked with an error) are not a source: their model is broken —
+    unless ``broken=True``, when such a model is being retried.
 
     Returns:
         The user attrs (records) and system attrs (their series) to copy to the new trial.
@@ -256,7 +264,7 @@ def reusable_records(
     user_attrs: dict[str, Any] = {}
     system_attrs: dict[str, Any] = {}
     for trial in trials:
-        if trial.state.name == "FAIL" and ERROR_KEY not in trial.system_attrs:
+        if trial.state.name == "FAIL" and (broken or ERROR_KEY not in trial.system_attrs):
             if trial.params == dict(params):
                 for key in _record_keys(trial.user_attrs, "selection"):
                     user_attrs.setdefault(key, trial.user_attrs[key])

@@ -17,7 +17,10 @@ from optuna.trial import TrialState
 import pandas as pd
 import tqdm.auto
 
+from optuna_robust._execution import check_executor
+from optuna_robust._execution import run_batches
 from optuna_robust._instances import Instance
+from optuna_robust._lease import driver_lease
 from optuna_robust._optuna_compat import storage_of
 from optuna_robust._optuna_compat import study_id
 from optuna_robust._optuna_compat import trial_id
@@ -26,7 +29,6 @@ from optuna_robust._pruner import RobustPruner
 from optuna_robust._pruner import check_single_objective
 from optuna_robust._records import CANDIDATE_KEY
 from optuna_robust._records import ERROR_KEY
-from optuna_robust._records import SEED_KEY
 from optuna_robust._records import WINNER_KEY
 from optuna_robust._records import Phase
 from optuna_robust._records import candidate_index
@@ -39,6 +41,10 @@ from optuna_robust._records import record_attrs
 from optuna_robust._records import records
 from optuna_robust._records import resolve_seed
 from optuna_robust._records import reusable_records
+from optuna_robust._result import PAPER_FINAL_INSTANCES
+from optuna_robust._result import SelectionBudget
+from optuna_robust._result import SelectionResult
+from optuna_robust._run import check_run
 from optuna_robust._sampler import RobustSampler
 from optuna_robust._stats import check_direction
 
@@ -49,57 +55,6 @@ _logger = logging.getLogger(__name__)
 
 SelectTrainFn = Callable[[dict[str, Any], list[Instance]], Sequence[object]]
 TrialCallback = Callable[["Study", FrozenTrial], None]
-PAPER_FINAL_INSTANCES = 50  # the paper measures every model's robustness on 50 instances
-
-
-@dataclasses.dataclass(frozen=True)
-class SelectionBudget:
-    """Trainings spent by a selection, against an exhaustive search with the same guarantee.
-
-    Attributes:
-        selection_instances:
-            Instances trained during the halving rounds.
-        final_instances:
-            Fresh instances trained to measure the winners' robustness.
-        exhaustive:
-            What an exhaustive search would train: candidates × final instances per model
-            (with ``final_instances=0``, candidates × the paper's 50, so that ``fraction``
-            keeps one meaning whatever the halving did).
-    """
-
-    selection_instances: int
-    final_instances: int
-    exhaustive: int
-
-    @property
-    def instances(self) -> int:
-        """All instances trained: selection plus final."""
-        return self.selection_instances + self.final_instances
-
-    @property
-    def fraction(self) -> float:
-        """``instances / exhaustive``: the share of the exhaustive budget spent."""
-        return self.instances / self.exhaustive if self.exhaustive else math.nan
-
-
-@dataclasses.dataclass(frozen=True)
-class SelectionResult:
-    """What :func:`~optuna_robust.select` returns.
-
-    Attributes:
-        winners:
-            The winning trials, best first, COMPLETE, with their final instances stored.
-        rounds:
-            One row per round: ``round``, ``instances_per_model`` (the rung), ``models``
-            (trained in the round), ``instances`` (trained in the round), ``cumulative`` and
-            ``survivors`` (models left after the round's decision).
-        budget:
-            The trainings spent, against the exhaustive equivalent.
-    """
-
-    winners: list[FrozenTrial]
-    rounds: pd.DataFrame
-    budget: SelectionBudget
 
 
 @dataclasses.dataclass
@@ -128,6 +83,9 @@ def select(
     seed: int | None = None,
     show_progress_bar: bool = False,
     callbacks: Sequence[TrialCallback] | None = None,
+    timeout: float | None = None,
+    retries: int = 0,
+    retry_failed: bool = False,
 ) -> SelectionResult:
     """Run the paper's robust selection on ``study``: successive halving over instances.
 
@@ -171,8 +129,10 @@ def select(
             ``train_fn(params, instances) -> results``: trains the model with ``params`` once
             per :class:`~optuna_robust.Instance` and returns one result per instance, a float
             loss or a mapping with ``"loss"`` plus extras. With a process executor it must be
-            picklable. If it raises, that model's trial fails (the error is stored) and the
-            selection goes on.
+            picklable. If it raises, that model's trial fails (after ``retries`` more tries;
+            the error is stored) and the selection goes on. A failure that is not the model's
+            fault (a broken process pool, an ``OSError`` such as unreadable data) stops the
+            run with :class:`~optuna_robust.SelectionStopped` and marks nothing failed.
         executor:
             A :class:`concurrent.futures.Executor` that trains a round's batches in parallel
             (processes, or a Dask or Ray cluster's executor). ``None`` trains in this process.
@@ -183,7 +143,9 @@ def select(
             ``"none"`` (independent samples, as in the paper).
         seed:
             Seed of every instance's data and init seeds. ``None`` derives it from the study
-            name. A rerun must use the seed of the interrupted run.
+            name. A rerun must use the seed of the interrupted run: the first run stores a
+            fingerprint of the candidates, the pruner's settings, the statistic, the pairing,
+            the seed and ``final_instances``, and a rerun with any of them changed raises.
         show_progress_bar:
             Show a progress bar of the trainings of each round.
         callbacks:
@@ -192,27 +154,47 @@ def select(
             and artifacts: ``trial`` is a :class:`~optuna.trial.FrozenTrial` with all its
             instance records. :class:`optuna_robust.visualization.TrialArtifacts` is one, that
             puts each model's figure and records on its trial page in optuna-dashboard.
+        timeout:
+            Seconds one ``train_fn`` call may run; a longer one counts as that model's
+            failure. Needs ``executor=None`` in the main thread, or a ProcessPoolExecutor.
+        retries:
+            How many more times a batch whose ``train_fn`` raised is tried before its model
+            fails.
+        retry_failed:
+            Retry the models that failed in an earlier run (say, after fixing a bug in
+            ``train_fn``), reusing the instances they had stored.
 
     Returns:
         A :class:`~optuna_robust.SelectionResult`: the winners, the round table and the budget.
 
     Raises:
-        ValueError: The study lacks a RobustSampler or RobustPruner, is not a minimising
-            single-objective study, an argument is out of range, the seed differs from the
-            interrupted run's, or ``train_fn`` returned the wrong number of results.
+        ValueError: The study lacks a RobustSampler or RobustPruner, is multi-objective, an
+            argument is out of range, the run differs from the interrupted run (the message
+            names each difference), or ``train_fn`` returned the wrong number of results.
+        SelectionStopped: Training failed for a reason that is not a model's fault; rerun to
+            continue.
+        LeaseError: Another ``select`` is driving the same study right now.
     """
     sampler, pruner = _check_study(study)
     if isinstance(final_instances, bool) or not isinstance(final_instances, int):
         raise ValueError(f"final_instances must be an integer >= 0 but got {final_instances!r}.")
     if final_instances < 0:
         raise ValueError(f"final_instances must be an integer >= 0 but got {final_instances}.")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries must be an integer >= 0 but got {retries!r}.")
     check_pairing(pairing)
+    check_executor(executor, train_fn, timeout)
     study_seed = resolve_seed(study, seed)
-    _check_seed(study, study_seed, pairing)
-    run = _Selection(study, sampler, pruner, train_fn, executor, study_seed, pairing)
-    run.progress = show_progress_bar
-    run.callbacks = list(callbacks or ())
-    return run.run(final_instances)
+    with driver_lease(study) as lease:
+        check_run(study, sampler, pruner, seed=study_seed, pairing=pairing, final=final_instances)
+        run = _Selection(study, sampler, pruner, train_fn, executor, study_seed, pairing)
+        run.lease = lease
+        run.progress = show_progress_bar
+        run.callbacks = list(callbacks or ())
+        run.timeout = timeout
+        run.retries = retries
+        run.retry_failed = retry_failed
+        return run.run(final_instances)
 
 
 def _check_study(study: Study) -> tuple[RobustSampler, RobustPruner]:
@@ -228,19 +210,6 @@ def _check_study(study: Study) -> tuple[RobustSampler, RobustPruner]:
         )
     check_direction(study.pruner.statistic, check_single_objective(study))
     return study.sampler, study.pruner
-
-
-def _check_seed(study: Study, seed: int, pairing: str) -> None:
-    storage = storage_of(study)
-    stored = storage.get_study_system_attrs(study_id(study)).get(SEED_KEY)
-    if stored is None:
-        storage.set_study_system_attr(study_id(study), SEED_KEY, [seed, pairing])
-    elif list(stored) != [seed, pairing]:
-        raise ValueError(
-            f"Study {study.study_name!r} holds a selection run with seed={stored[0]} and "
-            f"pairing={stored[1]!r}; rerun it with those (got seed={seed}, pairing={pairing!r}) "
-            "or use a new study."
-        )
 
 
 class _Selection:
@@ -264,6 +233,10 @@ class _Selection:
         self.seed = seed
         self.pairing = pairing
         self.maximize = check_single_objective(study)
+        self.timeout: float | None = None
+        self.retries = 0
+        self.retry_failed = False
+        self.lease: Any = None
         self.progress = False
         self.callbacks: list[TrialCallback] = []
 
@@ -331,9 +304,11 @@ class _Selection:
             previous = by_candidate.get(index, [])
             current = next((t for t in previous if t.state != TrialState.FAIL), None)
             if current is None:
-                current = next((t for t in previous if ERROR_KEY in t.system_attrs), None)
+                failed = [t for t in previous if ERROR_KEY in t.system_attrs]
+                current = None if self.retry_failed else next(iter(failed), None)
             if current is None:
-                current = self._new_trial(index, *reusable_records(previous, params))
+                reused = reusable_records(previous, params, broken=self.retry_failed)
+                current = self._new_trial(index, *reused)
             self._adopt(model, current)
             models.append(model)
         return models
@@ -380,44 +355,33 @@ class _Selection:
         """Bring every model's ``phase`` instances up to ``count``, storing each as it comes."""
         losses_of = (lambda m: m.losses) if phase == "selection" else (lambda m: m.final_losses)
         tasks = [
-            (m, self._instances(m, phase, len(losses_of(m)), count))
+            (m, (dict(m.params), self._instances(m, phase, len(losses_of(m)), count)))
             for m in models
             if len(losses_of(m)) < count and m.state == TrialState.RUNNING
         ]
-        total = sum(len(instances) for _, instances in tasks)
+        total = sum(len(args[1]) for _, args in tasks)
         if total == 0:
             return
+        instances_of = {id(model): args[1] for model, args in tasks}
+        batches = run_batches(
+            self.train_fn,
+            tasks,
+            executor=self.executor,
+            timeout=self.timeout,
+            retries=self.retries,
+        )
         with tqdm.auto.tqdm(
             total=total, desc=desc, unit="instance", disable=not self.progress
         ) as bar:
-            for model, instances, outcome in self._outcomes(tasks):
+            for model, outcome in batches:
+                self.lease.check()
+                instances = instances_of[id(model)]
                 if isinstance(outcome, Exception):
                     self._fail(model, outcome)
                 else:
                     results = check_results(outcome, instances)
                     self._store(model, phase, instances, results)
                 bar.update(len(instances))
-
-    def _outcomes(self, tasks: list[tuple[_Model, list[Instance]]]) -> Any:
-        if self.executor is None:
-            for model, instances in tasks:
-                try:
-                    outcome: object = self.train_fn(dict(model.params), instances)
-                except Exception as error:  # noqa: BLE001 - a broken model must not stop the run
-                    outcome = error
-                yield model, instances, outcome
-            return
-        futures = {
-            self.executor.submit(self.train_fn, dict(model.params), instances): (model, instances)
-            for model, instances in tasks
-        }
-        for future in concurrent.futures.as_completed(futures):
-            model, instances = futures[future]
-            try:
-                outcome = future.result()
-            except Exception as error:  # noqa: BLE001
-                outcome = error
-            yield model, instances, outcome
 
     def _store(
         self, model: _Model, phase: Phase, instances: list[Instance], results: list[object]
@@ -477,6 +441,14 @@ class _Selection:
             if model.state == TrialState.RUNNING:
                 losses = model.final_losses if final_instances else model.losses
                 value = self.pruner.statistic_value(losses, maximize=self.maximize)
+                if not any(math.isfinite(loss) for loss in losses):
+                    # Every instance diverged: a model with no finite loss is no winner.
+                    _logger.warning(
+                        f"Trial {model.number} ({model.params}) would win, but all its "
+                        f"{len(losses)} instances diverged; it is pruned."
+                    )
+                    self._finish(model, TrialState.PRUNED, value)
+                    continue
                 self.storage.set_trial_system_attr(model.trial_id, WINNER_KEY, rank)
                 self._finish(model, TrialState.COMPLETE, value)
             if model.state == TrialState.COMPLETE:

@@ -4,7 +4,7 @@ A study is ``studies/<name>/study.py`` with ``run(config: dict, out: Path) -> st
 body in Markdown) plus ``config.toml`` with ``[smoke]``, ``[cpu]`` and ``[paper]`` tables.
 Run one with::
 
-    .venv/bin/python studies/run.py <name> --scale cpu
+    .venv/bin/python -m studies.run <name> --scale cpu
 
 which writes ``studies/<name>/report.md`` and its figures next to it (``--out DIR`` writes
 elsewhere; the test suite runs every study at ``smoke`` scale into a temporary folder).
@@ -20,9 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from optuna_robust._instances import Instance
-from optuna_robust._records import make_instance
-from optuna_robust._records import params_key
+from optuna_robust import Instance
+from optuna_robust import make_instances
 from optuna_robust.calo.simulate import simulate
 from optuna_robust.calo.train import TrainSettings
 
@@ -58,11 +57,9 @@ def data_folder(config: Mapping[str, Any], out: Path) -> Path:
 
 def fresh_instances(config: Mapping[str, Any], model: Mapping[str, Any]) -> list[Instance]:
     """``config["instances"]`` independent instances of ``model``, seeded like final ones."""
-    key = params_key(dict(model))
-    return [
-        make_instance(seed=config["seed"], params_key=key, phase="final", index=i, pairing="none")
-        for i in range(config["instances"])
-    ]
+    return make_instances(
+        model, config["instances"], seed=config["seed"], phase="final", pairing="none"
+    )
 
 
 def dataset(dataset_name: str, n_events: int, seed: int, folder: Path) -> Path:
@@ -81,7 +78,7 @@ def storage_url(out: Path, name: str) -> str:
 
 def write_report(out: Path, config: Mapping[str, Any], body: str, seconds: float) -> Path:
     """``report.md``: a header saying how it was made, then the study's own body."""
-    command = f".venv/bin/python studies/run.py {config['name']} --scale {config['scale']}"
+    command = f".venv/bin/python -m studies.run {config['name']} --scale {config['scale']}"
     header = (
         f"# {config['name']}: {config.get('title', '')}\n\n"
         f"Made with `{command}` in {seconds / 60:.1f} min on this machine "

@@ -1,21 +1,22 @@
-"""Run one study of the paper at a scale: `.venv/bin/python studies/run.py NAME --scale cpu`."""
+"""Run one study of the paper at a scale: `.venv/bin/python -m studies.run NAME --scale cpu`.
+
+Run it from the repository root, so that ``studies`` is importable as a package.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 from pathlib import Path
-import sys
 import time
 
 import optuna
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SCALES  # noqa: E402
-from _common import STUDIES  # noqa: E402
-from _common import load_config  # noqa: E402
-from _common import write_report  # noqa: E402
+from studies._common import SCALES
+from studies._common import STUDIES
+from studies._common import load_config
+from studies._common import write_report
 
 
 def run_study(name: str, scale: str, out: Path | None = None) -> Path:
@@ -26,10 +27,7 @@ def run_study(name: str, scale: str, out: Path | None = None) -> Path:
     torch.set_num_threads(1)
     out = STUDIES / name if out is None else out
     out.mkdir(parents=True, exist_ok=True)
-    spec = importlib.util.spec_from_file_location(f"study_{name}", STUDIES / name / "study.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = importlib.import_module(f"studies.{name}.study")  # name checked by load_config
     start = time.perf_counter()
     body = module.run(config, out)
     return write_report(out, config, body, time.perf_counter() - start)

@@ -241,7 +241,7 @@ def test_select_rerun_with_other_seed_is_refused() -> None:
     storage = optuna.storages.InMemoryStorage()
     study = _study({"a": [1, 2]}, storage=storage)
     optuna_robust.select(study, lambda p, inst: [1.0] * len(inst), final_instances=0, seed=1)
-    with pytest.raises(ValueError, match="seed=1 and pairing='data'"):
+    with pytest.raises(ValueError, match="seed was 1, now 2"):
         optuna_robust.select(study, lambda p, inst: [1.0] * len(inst), final_instances=0, seed=2)
 
 

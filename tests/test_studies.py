@@ -1,42 +1,271 @@
-"""Every study of the paper runs at smoke scale and writes a report whose figures exist."""
+"""Every study of the paper runs at smoke scale, and what it writes holds together.
+
+Each study runs once per module; the tests then read its output: the report's header and
+sections, its Markdown tables (numbers that parse and agree with each other), the figures it
+links (real PNGs with something drawn, none missing, none left unlinked) and, for the studies
+that keep an Optuna storage, the studies stored and the numbers the report quotes from them.
+"""
 
 from __future__ import annotations
 
-import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+import math
 from pathlib import Path
 import re
+import subprocess
+import sys
+from typing import Any
 
+from matplotlib import image
+import numpy as np
+import optuna
 import pytest
 
-STUDIES = Path(__file__).resolve().parent.parent / "studies"
-NAMES = [
-    "activations",
-    "optimizers",
-    "selection",
-    "sample_size",
-    "baselines",
-    "init_vs_sampling",
-    "nas_comparison",
-    "dataset_shift",
-]
+from optuna_robust import instance_losses
+from optuna_robust.calo import experiments
+from studies._common import load_config
+from studies.run import run_study
+
+ROOT = Path(__file__).resolve().parent.parent
+# Each study's "## " headings, in order, by their first words.
+SECTIONS = {
+    "activations": ["Each activation at its best grid point", "Compared with the paper"],
+    "optimizers": ["Each optimizer at its best grid point", "Compared with the paper"],
+    "selection": [
+        "Tables 1-2",
+        "Budget against exhaustive search",
+        "Fig. 3",
+        "Compared with the paper",
+    ],
+    "sample_size": ["Compared with the paper"],
+    "baselines": ["Compared with the paper"],
+    "init_vs_sampling": ["Fig. 7", "Variance decomposition", "Compared with the paper"],
+    "nas_comparison": [
+        "Robustness on fresh instances",
+        "Trainings spent",
+        "Compared with the paper",
+    ],
+    "dataset_shift": ["Compared with the paper"],
+}
+NAMES = list(SECTIONS)
+# How many tables each report holds (selection: winners, budget, one re-ranking per task).
+N_TABLES = {
+    "activations": 1,
+    "optimizers": 1,
+    "selection": 4,
+    "sample_size": 1,
+    "baselines": 1,
+    "init_vs_sampling": 2,
+    "nas_comparison": 2,
+    "dataset_shift": 1,
+}
+# Columns whose cells are losses or spreads of losses (>= 0, never NaN; inf is a diverged
+# instance) and columns whose cells are counts.
+LOSS_COLUMNS = ("mean", "median", "min", "max", "std", "IQR", "iqr")
+COUNT_COLUMNS = ("instances", "trials", "trainings", "candidates", "rounds", "exhaustive")
+# The storage a study keeps: {study name: kind}, and the config key of its fresh instances.
+STORED = {
+    "selection": (
+        {
+            "energy": "selection",
+            "energy:robustness": "robustness",
+            "position": "selection",
+            "position:robustness": "robustness",
+        },
+        "final_instances",
+    ),
+    "nas_comparison": (
+        {"robust": "selection", "nas": "nas", "nas:robustness": "robustness"},
+        "instances",
+    ),
+    "dataset_shift": ({"A": "selection", "A:robustness": "robustness"}, "instances"),
+}
 
 
-def _run_study():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("studies_run", STUDIES / "run.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.run_study
+@dataclass(frozen=True)
+class SmokeRun:
+    """What one smoke run of a study left behind."""
+
+    name: str
+    config: dict[str, Any]
+    out: Path
+    report: str
+
+    def tables(self) -> list[list[dict[str, str]]]:
+        return markdown_tables(self.report)
+
+    def storage(self) -> optuna.storages.BaseStorage:
+        return experiments.open_storage(f"sqlite:///{self.out / self.name}.db")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], SmokeRun]:
+    """``smoke_run(name)``: the study's smoke run, made on the first call of the module."""
+    runs: dict[str, SmokeRun] = {}
+
+    def run(name: str) -> SmokeRun:
+        if name not in runs:
+            out = tmp_path_factory.mktemp(name)
+            report = run_study(name, "smoke", out=out)
+            assert report == out / "report.md"
+            config = load_config(name, "smoke")
+            runs[name] = SmokeRun(name, config, out, report.read_text(encoding="utf-8"))
+        return runs[name]
+
+    return run
+
+
+def markdown_tables(text: str) -> list[list[dict[str, str]]]:
+    """Every Markdown table of ``text`` as rows of ``{column: cell}``; refuses ragged rows."""
+    lines = text.splitlines()
+    tables = []
+    for i, line in enumerate(lines[:-1]):
+        if not (line.startswith("|") and re.fullmatch(r"\|(-+\|)+", lines[i + 1])):
+            continue
+        header = _cells(line)
+        rows = []
+        for row_line in lines[i + 2 :]:
+            if not row_line.startswith("|"):
+                break
+            row = _cells(row_line)
+            assert len(row) == len(header), f"ragged row {row_line!r} under {header}"
+            rows.append(dict(zip(header, row, strict=True)))
+        tables.append(rows)
+    return tables
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def _row_for(table: list[dict[str, str]], column: str, value: str) -> dict[str, str]:
+    matches = [row for row in table if row[column] == value]
+    assert len(matches) == 1, f"{len(matches)} rows with {column} = {value!r} in {table}"
+    return matches[0]
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_study_smoke_writes_report_with_its_figures(name: str, tmp_path: Path) -> None:
-    report = _run_study()(name, "smoke", out=tmp_path)
-    assert report == tmp_path / "report.md"
-    text = report.read_text()
-    assert text.startswith(f"# {name}:")
-    figures = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text)
-    assert figures, f"{name}: the report links no figure"
-    for figure in figures:
-        path = tmp_path / figure
-        assert path.is_file() and path.stat().st_size > 0, f"{name}: {figure} missing or empty"
+def test_smoke_report_has_its_header_and_sections(
+    name: str, smoke_run: Callable[[str], SmokeRun]
+) -> None:
+    run = smoke_run(name)
+    lines = run.report.splitlines()
+    assert lines[0] == f"# {name}: {run.config['title']}"
+    assert lines[2].startswith(f"Made with `.venv/bin/python -m studies.run {name} --scale smoke`")
+    headings = [line[3:] for line in lines if line.startswith("## ")]
+    assert len(headings) == len(SECTIONS[name]), headings
+    for heading, expected in zip(headings, SECTIONS[name], strict=True):
+        assert heading.startswith(expected), f"{heading!r} is not {expected!r}"
+    assert lines[-1] == "This is a smoke run: its numbers mean nothing."
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_smoke_report_tables_hold_numbers_that_agree(
+    name: str, smoke_run: Callable[[str], SmokeRun]
+) -> None:
+    tables = smoke_run(name).tables()
+    assert len(tables) == N_TABLES[name]
+    for table in tables:
+        assert table, "a table without rows"
+        for row in table:
+            losses = {c: float(row[c]) for c in LOSS_COLUMNS if c in row}
+            for column, value in losses.items():
+                assert not math.isnan(value) and value >= 0, f"{column} = {value} in {row}"
+            for column in COUNT_COLUMNS:
+                if column in row:
+                    assert int(row[column]) >= 0, f"{column} in {row}"
+            # The table rounds to 4 significant digits, which keeps the order of numbers.
+            ordered = [losses[c] for c in ("min", "median", "max") if c in losses]
+            assert ordered == sorted(ordered), row
+            if {"min", "mean", "max"} <= set(losses):
+                assert losses["min"] <= losses["mean"] <= losses["max"], row
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_smoke_figures_are_drawn_pngs_and_all_linked(
+    name: str, smoke_run: Callable[[str], SmokeRun]
+) -> None:
+    run = smoke_run(name)
+    linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", run.report)
+    assert linked, "the report links no figure"
+    assert sorted(linked) == sorted(path.name for path in run.out.glob("*.png"))
+    for figure in linked:
+        path = run.out / figure
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{figure} is not a PNG"
+        pixels = image.imread(path)
+        assert min(pixels.shape[:2]) >= 100, f"{figure} is {pixels.shape}"
+        assert np.ptp(pixels[..., :3]) > 0, f"{figure} is a blank canvas"
+
+
+@pytest.mark.parametrize("name", ["selection", "nas_comparison"])
+def test_smoke_robustness_table_quotes_its_storage(
+    name: str, smoke_run: Callable[[str], SmokeRun]
+) -> None:
+    run = smoke_run(name)
+    kinds, final_key = STORED[name]
+    storage = run.storage()
+    assert experiments.summarise(storage).set_index("name")["kind"].to_dict() == kinds
+    measured = experiments.robustness_table(storage)
+    report = run.tables()[0]  # the winners measured on fresh instances
+    assert sorted(row["model"] for row in report) == sorted(measured["model"])
+    for row in report:
+        stored = measured[measured["model"] == row["model"]].iloc[0]
+        assert int(row["instances"]) == stored["instances"] == run.config[final_key]
+        assert math.isclose(float(row["mean"]), stored["mean"], rel_tol=1e-3), row
+
+
+def test_smoke_nas_comparison_trainings_match_its_storage(
+    smoke_run: Callable[[str], SmokeRun],
+) -> None:
+    run = smoke_run("nas_comparison")
+    summary = experiments.summarise(run.storage()).set_index("name")
+    spent = run.tables()[1]
+    assert sorted(row["study"] for row in spent) == sorted(summary.index)
+    for row in spent:
+        assert int(row["trials"]) == summary.loc[row["study"], "trials"]
+        assert int(row["trainings"]) == summary.loc[row["study"], "trainings"]
+    selection = summary.loc["robust"]
+    assert selection["trainings"] > run.config["instances"]  # the selection, then the finals
+
+
+def test_smoke_dataset_shift_retrains_the_stored_winner_on_b(
+    smoke_run: Callable[[str], SmokeRun],
+) -> None:
+    run = smoke_run("dataset_shift")
+    kinds, final_key = STORED["dataset_shift"]
+    storage = run.storage()
+    assert experiments.summarise(storage).set_index("name")["kind"].to_dict() == kinds
+    winner = optuna.load_study(study_name="A", storage=storage).best_trial
+    retrained = optuna.load_study(study_name="A:robustness", storage=storage).trials
+    assert len(retrained) == 1
+    assert retrained[0].system_attrs[experiments.SOURCE_KEY] == f"A#{winner.number}"
+    assert re.findall(r"winner: trial (\d+)\b", run.report) == [str(winner.number)]
+    table = run.tables()[0]
+    for label, trial in (("winner on A", winner), ("winner on B", retrained[0])):
+        losses = instance_losses(trial, phase="final")
+        row = _row_for(table, "model", label)
+        assert int(row["instances"]) == losses.size == run.config[final_key]
+        assert math.isclose(float(row["mean"]), float(np.mean(losses)), rel_tol=1e-3), row
+    for label in ("parametric on A", "parametric on B"):
+        assert int(_row_for(table, "model", label)["instances"]) == run.config[final_key]
+
+
+def test_run_study_refuses_an_unknown_study_and_names_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"Unknown study 'selecton'; the studies are \[.*"):
+        run_study("selecton", "smoke", out=tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_studies_run_as_a_module_from_the_repository_root() -> None:
+    """The documented command, ``python -m studies.run``, needs no change to ``sys.path``."""
+    result = subprocess.run(
+        [sys.executable, "-m", "studies.run", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--scale {smoke,cpu,paper}" in result.stdout

@@ -13,9 +13,7 @@ import time
 import optuna
 import pandas as pd
 
-from optuna_robust._records import instance_losses
-from optuna_robust._stats import resolve_statistic
-from optuna_robust._stats import robust_value
+from optuna_robust import robustness_report
 from optuna_robust.calo.data import CaloData
 from optuna_robust.calo.experiments import nas
 from optuna_robust.calo.experiments import open_storage
@@ -113,9 +111,7 @@ def _row(
     name: str, trial: optuna.trial.FrozenTrial, trainings: int, number: int | None = None
 ) -> dict[str, object]:
     """One line of the table: ``number`` is the trial of the original study, if not ``trial``."""
-    losses = instance_losses(trial, phase="final")
-    stats = {
-        s: robust_value(resolve_statistic(s), losses) for s in ("mean", "median", "std", "max")
-    }
+    report = robustness_report([trial], phase="final").iloc[0]
+    stats = {s: float(report[s]) for s in ("mean", "median", "std", "max")}
     trial_number = trial.number if number is None else number
     return {"model": name, "trial": trial_number, **stats, "trainings": trainings}

@@ -15,17 +15,19 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from optuna_robust._evaluate import evaluate_instances
-from optuna_robust._pruner import RobustPruner
-from optuna_robust._records import instance_losses
-from optuna_robust._records import make_instance
+from optuna_robust import RobustPruner
+from optuna_robust import RobustSampler
+from optuna_robust import SelectionResult
+from optuna_robust import evaluate_instances
+from optuna_robust import instance_losses
+from optuna_robust import make_instances
+from optuna_robust import robustness_report
+from optuna_robust import select
+
+# No public name stores "final" instance records on a trial made with create_trial, so
+# robustness() uses the core's record format directly; these two are its only private imports.
 from optuna_robust._records import make_record
-from optuna_robust._records import params_key
-from optuna_robust._records import record_key
-from optuna_robust._report import robustness_report
-from optuna_robust._sampler import RobustSampler
-from optuna_robust._select import SelectionResult
-from optuna_robust._select import select
+from optuna_robust._records import record_attrs
 from optuna_robust.calo.baselines import baseline_loss
 from optuna_robust.calo.data import CaloData
 from optuna_robust.calo.spaces import suggest_nas
@@ -33,7 +35,10 @@ from optuna_robust.calo.train import CaloTrainer
 from optuna_robust.calo.train import TrainSettings
 
 KIND_KEY = "kind"  # study user attr: "selection", "nas" or "robustness"
-SOURCE_KEY = "robust:source"  # robustness trial: "<study>#<trial number>" it measures
+SOURCE_KEY = "calo:source"  # robustness trial: "<study>#<trial number>" it measures
+# What SOURCE_KEY was called before the robust: prefix was left to the core; still read, so
+# robustness studies stored by earlier versions keep naming their models.
+_OLD_SOURCE_KEY = "robust:source"
 
 
 class StorageError(RuntimeError):
@@ -192,15 +197,12 @@ def robustness(
         )
     trial = matches[0]
     config = model_config(trial)
-    key = params_key(config)
-    instances = [
-        make_instance(seed=seed, params_key=key, phase="final", index=i, pairing="data")
-        for i in range(n_instances)
-    ]
+    instances = make_instances(config, n_instances, seed=seed, phase="final", pairing="data")
     trainer = CaloTrainer(str(data_path), task=task, settings=settings, num_threads=threads)
     results = trainer(config, instances)
-    records = {record_key("final", i.index): make_record(i, r) for i, r in zip(instances, results)}
-    losses = np.array([float(r["loss"]) for r in records.values()])
+    batch = {i.index: make_record(i, r) for i, r in zip(instances, results)}
+    records, series = record_attrs("final", batch)  # curves stay out of the user attrs
+    losses = np.array([float(r["loss"]) for r in batch.values()])
     target = optuna.create_study(
         storage=storage, study_name=f"{study_name}:robustness", load_if_exists=True
     )
@@ -210,7 +212,7 @@ def robustness(
         distributions=trial.distributions,
         value=float(np.mean(np.where(np.isfinite(losses), losses, np.inf))),
         user_attrs=records,
-        system_attrs={SOURCE_KEY: f"{study_name}#{trial_number}"},
+        system_attrs={SOURCE_KEY: f"{study_name}#{trial_number}", **series},
     )
     target.add_trial(frozen)
     return target.trials[-1]
@@ -248,8 +250,7 @@ def robustness_table(storage: optuna.storages.BaseStorage | str) -> pd.DataFrame
         if report.empty:
             continue
         sources = {
-            t.number: t.system_attrs.get(SOURCE_KEY, f"{summary.study_name}#{t.number}")
-            for t in study.get_trials(deepcopy=False)
+            t.number: _source(t, summary.study_name) for t in study.get_trials(deepcopy=False)
         }
         report.insert(0, "model", [sources[n] for n in report["trial"]])
         frames.append(report)
@@ -257,3 +258,9 @@ def robustness_table(storage: optuna.storages.BaseStorage | str) -> pd.DataFrame
         return pd.DataFrame()
     columns = ["model", "instances", "mean", "median", "std", "iqr", "min", "max"]
     return pd.concat(frames, ignore_index=True)[columns].sort_values("mean", ignore_index=True)
+
+
+def _source(trial: optuna.trial.FrozenTrial, study_name: str) -> str:
+    """The model a trial measures: ``SOURCE_KEY`` of a robustness trial, else the trial itself."""
+    attrs = trial.system_attrs
+    return str(attrs.get(SOURCE_KEY, attrs.get(_OLD_SOURCE_KEY, f"{study_name}#{trial.number}")))

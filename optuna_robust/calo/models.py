@@ -48,6 +48,8 @@ import numbers
 from typing import Any
 
 from optuna_robust._imports import import_optional
+from optuna_robust.calo.data import GRID_SIZE
+from optuna_robust.calo.losses import TASKS
 
 try:
     import torch
@@ -57,14 +59,12 @@ except ModuleNotFoundError:  # pragma: no cover - torch comes with the calo extr
 from torch import nn
 from torch.nn import functional
 
-TASKS = ("energy", "position")
 ACTIVATIONS = ("Sigmoid", "Tanh", "ReLU", "LeakyReLU", "PReLU", "ELU", "GELU")
 OPTIMIZERS = ("SGD", "Adam", "AdamW", "NAdam", "RMSprop", "Adagrad", "Adadelta")
 KERNEL_SIZES = (3, 5, 7)
 PADDINGS = ("same", "valid")
 MAX_CONV = 2
 MAX_FC = 4
-GRID_SIZE = 15
 CELL_SIZE_MM = 40.4
 LEAKY_RELU_SLOPE = 0.01
 PRELU_INIT = 0.25

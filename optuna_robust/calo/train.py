@@ -4,6 +4,8 @@ Each instance has its own bootstrap training sample (``data_seed``), its own He 
 and minibatch order (``init_seed``) and stops on its own epoch (paper 3.7); the K of them share
 one forward/backward pass (grouped convolutions, batched matmuls) and one optimiser over the
 stacked parameters. Optimisers act elementwise, so this gives the losses of K separate trainings.
+This module is the training loop; the stacked network is in ``calo/stacked.py``, the optimiser
+and its slicing in ``calo/_optim.py``, the process-wide settings in ``calo/_runtime.py``.
 
 Seeds, so that a plain loop can reproduce an instance exactly: the weights are drawn by
 ``build_model(config, task, init_seed=instance.init_seed)``; each epoch's minibatch order is
@@ -16,45 +18,40 @@ over the ``n_train`` rows in minibatches of ``batch_size`` (the last one smaller
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-import contextlib
-import ctypes
 from dataclasses import dataclass
 import math
 import os
-import sys
 import time
 from typing import Any
 from typing import Protocol
 from typing import runtime_checkable
 
+from optuna_robust import Instance
 from optuna_robust._imports import import_optional
-from optuna_robust._instances import Instance
-from optuna_robust._instances import derive_seed
+from optuna_robust._instances import derive_seed  # the documented minibatch seed rule
+from optuna_robust.calo._optim import keep_instances
+from optuna_robust.calo._optim import make_optimizer
+from optuna_robust.calo._runtime import keep_freed_memory
+from optuna_robust.calo._runtime import resolve_device
+from optuna_robust.calo._runtime import torch_threads
 from optuna_robust.calo._sample import Sample
+from optuna_robust.calo.data import GRID_SIZE
+from optuna_robust.calo.losses import TASKS
 from optuna_robust.calo.losses import loss_for
-from optuna_robust.calo.models import GRID_SIZE
-from optuna_robust.calo.models import MONOTONE_ACTIVATIONS
-from optuna_robust.calo.models import TASKS
 from optuna_robust.calo.models import ModelConfig
-from optuna_robust.calo.models import build_model
 from optuna_robust.calo.models import inductive_features
+from optuna_robust.calo.stacked import StackedNet
+from optuna_robust.calo.stacked import stack_parameters
 
 try:
     import torch
 except ModuleNotFoundError:  # pragma: no cover - torch comes with the calo extra
     import_optional("torch")  # raises, naming the install command
     raise
-from torch.nn import functional
 
-# Optimisers whose fused (single-kernel) step exists on the device; the others use foreach.
-_FUSED = {
-    "cpu": frozenset({"SGD", "Adam", "AdamW", "Adagrad"}),
-    "cuda": frozenset({"SGD", "Adam", "AdamW"}),
-}
 # Instances trained together at most when TrainSettings.group_size is None. On a CPU the
 # throughput per instance is flat from K = 4 to 16 and falls beyond, when the activations of
 # a group (and of the group on the other core) outgrow the cache; a GPU needs hundreds.
@@ -64,10 +61,6 @@ _AUTO_GROUP_SIZE = {"cpu": 8, "cuda": 256}
 _MIN_PARALLEL_GROUP = 4
 # Floats of first-layer activations per evaluation chunk: bounds the memory at any K.
 _EVAL_FLOATS = {"cpu": 1 << 21, "cuda": 1 << 28}
-# glibc mallopt parameters (malloc.h) and the values the CPU trainer sets; see _keep_freed_memory.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_TRIM_THRESHOLD_BYTES, _MMAP_THRESHOLD_BYTES = 1 << 30, 1 << 25
-_malloc_tuned = False
 
 
 @runtime_checkable
@@ -218,11 +211,11 @@ def train_instances(
             f"but got {data!r}."
         )
     instances = [_check_instance(instance) for instance in instances]
-    target_device = _resolve_device(device)
+    target_device = resolve_device(device)
     if not instances:
         return []
     if target_device.type == "cpu":
-        _keep_freed_memory()
+        keep_freed_memory()
     test = _check_sample(data.test_sample(settings.n_test, seed=settings.test_seed), "test", None)
     # On a CPU, parallel groups (one per torch thread, each op single-threaded) are a little
     # faster than multi-threaded ops on these small tensors on an idle machine, and several
@@ -240,7 +233,7 @@ def train_instances(
 
     if workers == 1:
         return [result for group in groups for result in train(group)]
-    with _torch_threads(1), ThreadPoolExecutor(max_workers=workers) as pool:
+    with torch_threads(1), ThreadPoolExecutor(max_workers=workers) as pool:
         return [result for group_results in pool.map(train, groups) for result in group_results]
 
 
@@ -286,7 +279,7 @@ class CaloTrainer:
         if num_threads is not None:
             _check_int("num_threads", num_threads, minimum=1)
         if device is not None:
-            _resolve_device(device)
+            resolve_device(device)
         if isinstance(data, str | os.PathLike):
             self._path: str | None = os.fspath(data)
             self._data: SampleSource | None = None
@@ -309,7 +302,7 @@ class CaloTrainer:
             data = self._data
         else:
             data = _open_data(str(self._path), self.root_options)
-        with _torch_threads(self.num_threads):
+        with torch_threads(self.num_threads):
             return train_instances(
                 config,
                 instances,
@@ -353,17 +346,9 @@ def _train_group(
     del samples
 
     # Model: the reference networks' initial weights, stacked along a leading instance axis.
-    references = [build_model(config, task, init_seed=inst.init_seed) for inst in instances]
-    names = [name for name, _ in references[0].named_parameters()]
-    params = {
-        name: torch.stack([dict(ref.named_parameters())[name].detach() for ref in references])
-        .to(device)
-        .requires_grad_()
-        for name in names
-    }
-    del references
-    optimizer = _make_optimizer(config, list(params.values()), device)
-    net = _StackedNet(config)
+    params = stack_parameters(config, task, [inst.init_seed for inst in instances], device)
+    optimizer = make_optimizer(config, list(params.values()), device)
+    net = StackedNet(config)
     loss_fn = loss_for(task)
     generators = [
         torch.Generator().manual_seed(derive_seed(inst.init_seed, "minibatches"))
@@ -446,91 +431,15 @@ def _train_group(
             deposits, targets = deposits[keep_index], targets[keep_index]
             if extras is not None:
                 extras = extras[keep_index]
-            params, optimizer = _keep_instances(params, optimizer, keep_index, config, device)
+            params, optimizer = keep_instances(params, optimizer, keep_index, config, device)
 
     for result, instance_seconds in zip(results, seconds, strict=True):
         result["seconds"] = instance_seconds
     return results
 
 
-class _StackedNet:
-    """The forward pass of K stacked copies of one configuration (see ``CaloNet``)."""
-
-    def __init__(self, config: ModelConfig) -> None:
-        self.config = config
-        self.pool_first = config.pooling and config.activation in MONOTONE_ACTIVATIONS
-
-    def forward(
-        self, params: dict[str, torch.Tensor], inputs: torch.Tensor, extras: torch.Tensor | None
-    ) -> torch.Tensor:
-        """Predictions of shape ``(K, b)``.
-
-        Args:
-            params:
-                Stacked parameters, named as in ``CaloNet`` with a leading instance axis.
-            inputs:
-                Images ``(b, K, 15, 15)``: channel ``k`` of example ``j`` is instance ``k``'s.
-            extras:
-                Inductive features ``(K, b, m)``, or None.
-        """
-        config = self.config
-        n_stack = params["output.bias"].shape[0]
-        # Channels-last: pooling and the elementwise work run along contiguous channels, which
-        # is several times faster than NCHW on a CPU with K * filters channels.
-        hidden = inputs.contiguous(memory_format=torch.channels_last)
-        for layer, (filters, kernel) in enumerate(config.conv_layers):
-            weight = params[f"convs.{layer}.weight"]
-            weight = weight.reshape(n_stack * filters, *weight.shape[2:])
-            weight = weight.contiguous(memory_format=torch.channels_last)
-            bias = params[f"convs.{layer}.bias"].reshape(-1)
-            padding = kernel // 2 if config.padding == "same" else 0
-            hidden = functional.conv2d(hidden, weight, bias, padding=padding, groups=n_stack)
-            slope = params.get(f"conv_activations.{layer}.weight")
-            if self.pool_first:
-                # Same values and gradients as activation-then-pool for a monotone activation,
-                # on a quarter of the elements.
-                hidden = _activate(functional.max_pool2d(hidden, 2), config.activation, slope)
-            else:
-                hidden = _activate(hidden, config.activation, slope)
-                if config.pooling:
-                    hidden = functional.max_pool2d(hidden, 2)
-        batch = hidden.shape[0]
-        hidden = hidden.reshape(batch, n_stack, -1).transpose(0, 1)  # (K, b, features)
-        for layer in range(config.n_fc):
-            weight = params[f"fcs.{layer}.weight"]
-            bias = params[f"fcs.{layer}.bias"].unsqueeze(1)
-            hidden = torch.baddbmm(bias, hidden, weight.transpose(1, 2))
-            slope = params.get(f"fc_activations.{layer}.weight")
-            hidden = _activate(hidden, config.activation, slope, channels_last=True)
-            if layer == 0 and extras is not None:
-                hidden = torch.cat([hidden, extras], dim=2)
-        weight, bias = params["output.weight"], params["output.bias"].unsqueeze(1)
-        return torch.baddbmm(bias, hidden, weight.transpose(1, 2)).squeeze(2)
-
-
-def _activate(
-    hidden: torch.Tensor, name: str, slope: torch.Tensor | None, channels_last: bool = False
-) -> torch.Tensor:
-    if name == "ReLU":
-        return functional.relu(hidden)
-    if name == "LeakyReLU":
-        return functional.leaky_relu(hidden, 0.01)
-    if name == "ELU":
-        return functional.elu(hidden)
-    if name == "GELU":
-        return functional.gelu(hidden)
-    if name == "Sigmoid":
-        return torch.sigmoid(hidden)
-    if name == "Tanh":
-        return torch.tanh(hidden)
-    assert name == "PReLU" and slope is not None
-    if channels_last:  # (K, b, units) with slopes (K, units)
-        return torch.where(hidden >= 0, hidden, hidden * slope.unsqueeze(1))
-    return functional.prelu(hidden, slope.reshape(-1))  # (b, K * channels, h, w)
-
-
 def _evaluate(
-    net: _StackedNet,
+    net: StackedNet,
     params: dict[str, torch.Tensor],
     deposits: torch.Tensor,
     targets: torch.Tensor,
@@ -564,45 +473,6 @@ def _evaluate(
 
 def _target(sample: Sample, task: str) -> torch.Tensor:
     return sample.energy if task == "energy" else sample.x
-
-
-def _make_optimizer(
-    config: ModelConfig, params: list[torch.Tensor], device: torch.device
-) -> torch.optim.Optimizer:
-    optimizer_class = getattr(torch.optim, config.optimizer)
-    # weight_decay: decoupled for AdamW; for the others torch adds l2 * w to the gradient,
-    # i.e. the L2 term (l2 / 2) * ||w||^2 of each instance's own loss.
-    options: dict[str, Any] = {"lr": config.lr, "weight_decay": config.l2}
-    if config.optimizer in _FUSED.get(device.type, frozenset()):
-        options["fused"] = True
-    else:
-        options["foreach"] = True
-    optimizer: torch.optim.Optimizer = optimizer_class(params, **options)
-    return optimizer
-
-
-def _keep_instances(
-    params: dict[str, torch.Tensor],
-    optimizer: torch.optim.Optimizer,
-    keep: torch.Tensor,
-    config: ModelConfig,
-    device: torch.device,
-) -> tuple[dict[str, torch.Tensor], torch.optim.Optimizer]:
-    """Slice the stacked parameters and the optimiser state down to the instances kept."""
-    kept = {name: tensor.detach()[keep].requires_grad_() for name, tensor in params.items()}
-    new_optimizer = _make_optimizer(config, list(kept.values()), device)
-    for name, tensor in params.items():
-        state = optimizer.state.get(tensor)
-        if state:
-            # Per-element state has the parameter's shape; scalars (step counts) are shared
-            # because every instance has taken the same steps.
-            new_optimizer.state[kept[name]] = {
-                key: value[keep]
-                if isinstance(value, torch.Tensor) and value.shape == tensor.shape
-                else value
-                for key, value in state.items()
-            }
-    return kept, new_optimizer
 
 
 def _stops_after(
@@ -666,38 +536,6 @@ def _check_sample(sample: Sample, kind: str, n_rows: int | None) -> Sample:
     return Sample(deposits.float(), sample.energy.float(), sample.x.float(), sample.y.float())
 
 
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device must be e.g. 'cpu' or 'cuda' but got {device!r}.") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but CUDA is not available here.")
-    return resolved
-
-
-def _keep_freed_memory() -> None:
-    """Ask glibc to keep freed heap memory for reuse instead of returning it to the kernel.
-
-    A training step frees and re-allocates the same activation buffers (megabytes each). With
-    glibc's defaults they go back to the kernel and every re-allocation page-faults: thousands
-    of faults per step, 20-30 % of a CPU step here. The setting is process-wide; its cost is
-    that the process keeps up to 1 GiB of freed memory mapped (for reuse) until it exits.
-    """
-    global _malloc_tuned
-    if _malloc_tuned or not sys.platform.startswith("linux"):
-        return
-    _malloc_tuned = True
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES)
-        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
-    except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to tune
-        pass
-
-
 _OPENED: dict[str, SampleSource] = {}
 
 
@@ -709,16 +547,3 @@ def _open_data(path: str, root_options: Mapping[str, Any]) -> SampleSource:
 
         _OPENED[key] = CaloData.from_root(path, **root_options)
     return _OPENED[key]
-
-
-@contextlib.contextmanager
-def _torch_threads(num_threads: int | None) -> Iterator[None]:
-    if num_threads is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(num_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)

@@ -3,7 +3,7 @@
 Every grid point of every activation trains ``instances`` independent instances (own bootstrap
 sample, own initialisation); the boxplots show their test losses. Run with::
 
-    .venv/bin/python studies/run.py activations --scale smoke   # or cpu, paper
+    .venv/bin/python -m studies.run activations --scale smoke   # or cpu, paper
 """
 
 from __future__ import annotations
@@ -11,11 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from _common import data_folder
-from _common import dataset
-from _common import fresh_instances
-from _common import markdown
-from _common import settings
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter
 import numpy as np
@@ -24,6 +19,11 @@ import pandas as pd
 from optuna_robust.calo.data import CaloData
 from optuna_robust.calo.spaces import product
 from optuna_robust.calo.train import train_instances
+from studies._common import data_folder
+from studies._common import dataset
+from studies._common import fresh_instances
+from studies._common import markdown
+from studies._common import settings
 
 
 def run(config: dict[str, Any], out: Path) -> str:

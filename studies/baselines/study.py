@@ -4,7 +4,7 @@ At each training size, ``instances`` instances of the model train on their own b
 samples; each baseline is refitted on the same bootstrap samples, so every box has a spread.
 All are tested on the same test sample. Run with::
 
-    .venv/bin/python studies/run.py baselines --scale smoke   # or cpu, paper
+    .venv/bin/python -m studies.run baselines --scale smoke   # or cpu, paper
 """
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from _common import data_folder
-from _common import dataset
-from _common import fresh_instances
-from _common import markdown
-from _common import settings
 import pandas as pd
 
 from optuna_robust.calo.baselines import baseline_loss
 from optuna_robust.calo.data import CaloData
 from optuna_robust.calo.train import train_instances
 from optuna_robust.plots import plot_loss_vs_training_size
+from studies._common import data_folder
+from studies._common import dataset
+from studies._common import fresh_instances
+from studies._common import markdown
+from studies._common import settings
 
 
 def run(config: dict[str, Any], out: Path) -> str:

@@ -34,8 +34,8 @@ sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 from _guard import Timing  # noqa: E402
 from _guard import guarded_time  # noqa: E402
 
-from optuna_robust._instances import Instance  # noqa: E402
-from optuna_robust._instances import derive_seed  # noqa: E402
+from optuna_robust import Instance  # noqa: E402
+from optuna_robust import make_instances  # noqa: E402
 from optuna_robust.calo.losses import loss_for  # noqa: E402
 from optuna_robust.calo.models import ModelConfig  # noqa: E402
 from optuna_robust.calo.models import build_model  # noqa: E402
@@ -63,6 +63,7 @@ CONFIG = {
     "l2": 0.01,
 }
 TASK = "energy"
+BENCH_SEED = 0  # the study seed of the instances timed: the same instances every run
 
 
 @dataclass
@@ -110,19 +111,20 @@ def main() -> None:
     )
 
     def trainer(k: int) -> Callable[[], object]:
-        instances = [Instance(i, derive_seed("bench", "data", i), i) for i in range(k)]
+        instances = make_instances(config, k, seed=BENCH_SEED)
         return lambda: train_instances(
             config, instances, data=data, task=TASK, settings=settings, device=device
         )
 
     def plain() -> object:
-        return [plain_loop(config, i, data, args, device) for i in range(args.plain_instances)]
+        instances = make_instances(config, args.plain_instances, seed=BENCH_SEED)
+        return [plain_loop(config, instance, data, args, device) for instance in instances]
 
     # Warm-up (lazy initialisation, oneDNN / cuDNN kernel selection for each group shape)
     # outside the timings.
     for k in sorted({1, *(min(k, 16) for k in args.ks)}):
         trainer(k)()
-    plain_loop(config, 0, data, args, device)
+    plain_loop(config, make_instances(config, 1, seed=BENCH_SEED)[0], data, args, device)
     rows = [Row("plain loop", 1, guarded_time(plain, **guard), args.plain_instances * args.epochs)]
     print(format_row(rows[0], rows[0].rate, flops, ceiling), flush=True)
     for k in args.ks:
@@ -180,23 +182,23 @@ def parse_args() -> argparse.Namespace:
 
 def plain_loop(
     config: dict[str, Any],
-    seed: int,
+    instance: Instance,
     data: SyntheticCaloData,
     args: argparse.Namespace,
     device: torch.device,
 ) -> float:
     """What one would write without the trainer: one model, fused AdamW, the same work."""
     model_config = ModelConfig.from_dict(config)
-    model = build_model(model_config, TASK, init_seed=seed).to(device)
+    model = build_model(model_config, TASK, init_seed=instance.init_seed).to(device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=model_config.lr, weight_decay=model_config.l2, fused=True
     )
     loss_fn = loss_for(TASK)
-    sample = data.training_sample(args.n_train, derive_seed("bench", "data", seed))
+    sample = data.training_sample(args.n_train, instance.data_seed)
     test = data.test_sample(args.n_test)
     deposits, energy = sample.deposits.to(device), sample.energy.to(device)
     test_deposits, test_energy = test.deposits.to(device), test.energy.to(device)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(instance.init_seed)
     test_loss = torch.zeros((), device=device)
     for _ in range(args.epochs):
         order = torch.randperm(args.n_train, generator=generator).to(device)

@@ -4,7 +4,7 @@ The robust selection runs on the simpler dataset A; its winner is then trained o
 instances of the harder dataset B and compared with B's parametric baseline, refitted on the
 same bootstrap samples. Run with::
 
-    .venv/bin/python studies/run.py dataset_shift --scale smoke   # or cpu, paper
+    .venv/bin/python -m studies.run dataset_shift --scale smoke   # or cpu, paper
 """
 
 from __future__ import annotations
@@ -12,23 +12,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from _common import data_folder
-from _common import dataset
-from _common import markdown
-from _common import settings
-from _common import storage_url
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter
 import numpy as np
 import pandas as pd
 
 from optuna_robust import instance_losses
-from optuna_robust._records import records
+from optuna_robust import make_instances
 from optuna_robust.calo import experiments
 from optuna_robust.calo.baselines import baseline_loss
 from optuna_robust.calo.data import CaloData
 from optuna_robust.calo.spaces import load_space
 from optuna_robust.calo.spaces import product
+from studies._common import data_folder
+from studies._common import dataset
+from studies._common import markdown
+from studies._common import settings
+from studies._common import storage_url
 
 
 def run(config: dict[str, Any], out: Path) -> str:
@@ -67,7 +67,11 @@ def run(config: dict[str, Any], out: Path) -> str:
         "winner on A": instance_losses(winner, phase="final"),
         "winner on B": instance_losses(on_b, phase="final"),
     }
-    for name, trial in (("A", winner), ("B", on_b)):
+    # The parametric baseline refitted on each final instance's bootstrap sample: the
+    # instances select and robustness trained (seed on A, seed + 1 on B), as make_instances
+    # derives them.
+    for name, trial, trial_seed in (("A", winner, seed), ("B", on_b, seed + 1)):
+        instances = make_instances(trial.params, m, seed=trial_seed, phase="final")
         data = CaloData.from_root(paths[name])
         test = data.test_sample(config["n_test"], seed=0)
         losses[f"parametric on {name}"] = np.array(
@@ -75,10 +79,10 @@ def run(config: dict[str, Any], out: Path) -> str:
                 baseline_loss(
                     "parametric",
                     task,
-                    data.training_sample(config["n_train"], data_seed=r["data_seed"]),
+                    data.training_sample(config["n_train"], data_seed=instance.data_seed),
                     test,
                 )
-                for r in records(trial, "final")
+                for instance in instances
             ]
         )
     table = pd.DataFrame(

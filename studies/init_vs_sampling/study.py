@@ -5,7 +5,7 @@ A crossed design: every one of ``n_data`` bootstrap samples is trained with ever
 column 0 "random data, fixed init", its diagonal "both random"; the whole grid gives a two-way
 random-effects ANOVA (one instance per cell) with bootstrap confidence intervals. Run with::
 
-    .venv/bin/python studies/run.py init_vs_sampling --scale smoke   # or cpu, paper
+    .venv/bin/python -m studies.run init_vs_sampling --scale smoke   # or cpu, paper
 """
 
 from __future__ import annotations
@@ -13,10 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from _common import data_folder
-from _common import dataset
-from _common import markdown
-from _common import settings
 from matplotlib.figure import Figure
 import numpy as np
 import pandas as pd
@@ -24,6 +20,10 @@ import pandas as pd
 from optuna_robust import Instance
 from optuna_robust.calo.data import CaloData
 from optuna_robust.calo.train import train_instances
+from studies._common import data_folder
+from studies._common import dataset
+from studies._common import markdown
+from studies._common import settings
 
 
 def variance_shares(grid: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@ In ONE storage: a robust selection (its winner gets ``instances`` fresh instance
 study over the paper's NAS space (one instance per trial) whose best trial after ``trials_1``
 and after ``trials_2`` trials gets the same fresh instances. Run with::
 
-    .venv/bin/python studies/run.py nas_comparison --scale smoke   # or cpu, paper
+    .venv/bin/python -m studies.run nas_comparison --scale smoke   # or cpu, paper
 """
 
 from __future__ import annotations
@@ -12,11 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from _common import data_folder
-from _common import dataset
-from _common import markdown
-from _common import settings
-from _common import storage_url
 import optuna
 import pandas as pd
 
@@ -26,6 +21,11 @@ from optuna_robust.calo.spaces import load_space
 from optuna_robust.calo.spaces import product
 from optuna_robust.plots import plot_loss_curves
 from optuna_robust.plots import plot_robust_vs_tpe
+from studies._common import data_folder
+from studies._common import dataset
+from studies._common import markdown
+from studies._common import settings
+from studies._common import storage_url
 
 
 def run(config: dict[str, Any], out: Path) -> str:

@@ -4,7 +4,7 @@ Every grid point of every optimizer (with and without the inductive bias) trains
 independent instances; the boxplots show each optimizer's instances at its best grid point.
 Run with::
 
-    .venv/bin/python studies/run.py optimizers --scale smoke   # or cpu, paper
+    .venv/bin/python -m studies.run optimizers --scale smoke   # or cpu, paper
 """
 
 from __future__ import annotations
@@ -12,11 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from _common import data_folder
-from _common import dataset
-from _common import fresh_instances
-from _common import markdown
-from _common import settings
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter
 import numpy as np
@@ -25,6 +20,11 @@ import pandas as pd
 from optuna_robust.calo.data import CaloData
 from optuna_robust.calo.spaces import product
 from optuna_robust.calo.train import train_instances
+from studies._common import data_folder
+from studies._common import dataset
+from studies._common import fresh_instances
+from studies._common import markdown
+from studies._common import settings
 
 
 def run(config: dict[str, Any], out: Path) -> str:

@@ -4,7 +4,7 @@ Each model trains ``instances`` instances at every training size on datasets A a
 sample has as many examples as the training sample, as in the paper. The report names the
 smallest size from which a model counts as robust (criterion in the report). Run with::
 
-    .venv/bin/python studies/run.py sample_size --scale smoke   # or cpu, paper
+    .venv/bin/python -m studies.run sample_size --scale smoke   # or cpu, paper
 """
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from _common import data_folder
-from _common import dataset
-from _common import fresh_instances
-from _common import markdown
-from _common import settings
 import numpy as np
 import pandas as pd
 
 from optuna_robust.calo.data import CaloData
 from optuna_robust.calo.train import train_instances
 from optuna_robust.plots import plot_loss_vs_training_size
+from studies._common import data_folder
+from studies._common import dataset
+from studies._common import fresh_instances
+from studies._common import markdown
+from studies._common import settings
 
 
 def robust_size(by_size: pd.DataFrame, tolerance: float) -> int | None:

@@ -5,7 +5,7 @@ that holds models with and without the inductive bias; fresh instances of the wi
 best model of the other kind; every statistic re-ranking the same stored instances of the last
 rounds; and the budget against exhaustive search. Run with::
 
-    .venv/bin/python studies/run.py selection --scale smoke   # or cpu, paper
+    .venv/bin/python -m studies.run selection --scale smoke   # or cpu, paper
 """
 
 from __future__ import annotations
@@ -13,11 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from _common import data_folder
-from _common import dataset
-from _common import markdown
-from _common import settings
-from _common import storage_url
 import numpy as np
 import optuna
 import pandas as pd
@@ -29,6 +24,11 @@ from optuna_robust.calo.spaces import load_space
 from optuna_robust.calo.spaces import product
 from optuna_robust.plots import plot_instance_losses
 from optuna_robust.plots import plot_selection_funnel
+from studies._common import data_folder
+from studies._common import dataset
+from studies._common import markdown
+from studies._common import settings
+from studies._common import storage_url
 
 PARAMS = ("inductive_bias", "optimizer", "lr", "batch_size", "l2")
 LABELS = {"inductive_bias": "inductive bias", "optimizer": "optimizer", "lr": "lr"}

@@ -135,7 +135,7 @@ def test_train_instances_equals_training_alone_for_each_optimizer(optimizer: str
         ("position", {"inductive_bias": True, "n_fc": 3, "fc3_units": 5}),
         ("energy", {"inductive_bias": True, "n_fc": 1}),
         ("energy", {"n_conv": 1, "padding": "valid", "pooling": False, "n_fc": 4}),
-        ("position", {"padding": "valid", "conv1_kernel": 5, "activation": "GELU"}),
+        ("position", {"padding": "valid", "conv1_kernel": 5, "activation": "GELU", "lr": 0.03}),
     ],
 )
 def test_train_instances_equals_training_alone_for_other_architectures(

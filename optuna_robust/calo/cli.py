@@ -11,6 +11,8 @@ from typing import Any
 
 import optuna
 
+from optuna_robust import robustness_report
+
 DEFAULT_STORAGE = "sqlite:///robust.db"
 
 
@@ -63,7 +65,6 @@ def _simulate(args: argparse.Namespace) -> None:
 
 
 def _select(args: argparse.Namespace) -> None:
-    from optuna_robust._report import robustness_report
     from optuna_robust.calo.data import CaloData
     from optuna_robust.calo.experiments import parametric_baseline
     from optuna_robust.calo.experiments import robust_selection
@@ -132,7 +133,6 @@ def _nas(args: argparse.Namespace) -> None:
 
 
 def _robustness(args: argparse.Namespace) -> None:
-    from optuna_robust._report import robustness_report
     from optuna_robust.calo.experiments import robustness
 
     trial = robustness(
