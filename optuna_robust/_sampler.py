@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import hashlib
 import itertools
 import json
+import logging
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -15,6 +16,10 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
+from optuna_robust._grid import check_distributions
+from optuna_robust._grid import grid_values
+from optuna_robust._grid import suggest_with
+from optuna_robust._optimize_loop import OptimizeCalls
 from optuna_robust._optuna_compat import stop_optimize
 from optuna_robust._optuna_compat import storage_of
 from optuna_robust._optuna_compat import study_id
@@ -29,6 +34,8 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
     from optuna.trial import Trial
 
+_logger = logging.getLogger(__name__)
+
 _CHOICE_TYPES = (bool, int, float, str, type(None))
 _EXHAUSTED = "Every candidate of the RobustSampler has been handed out; nothing left to try."
 _LIVE_STATES = (TrialState.RUNNING, TrialState.WAITING, TrialState.COMPLETE, TrialState.PRUNED)
@@ -38,10 +45,10 @@ class RobustSampler(optuna.samplers.BaseSampler):
     """Hand out each candidate of a finite set exactly once, in a seeded shuffled order.
 
     A candidate is one model configuration. The set is either the Cartesian product of a
-    ``{name: [choices]}`` search space or an explicit list of candidate dicts, which allows
+    ``{name: [choices]}`` search space, an explicit list of candidate dicts, which allows
     conditional spaces (say, the number of fully connected layers decides how many width
-    parameters a candidate has). Params are stored with categorical distributions, so
-    optuna-dashboard and :meth:`~optuna.study.Study.trials_dataframe` show them.
+    parameters a candidate has), or a grid over Optuna distributions
+    (:meth:`from_distributions`), so that an objective written for TPE runs unchanged.
 
     Trial ``n`` of the study gets the ``n``-th candidate of the shuffled order, so parallel
     workers on one storage never get the same candidate while all of them are alive. After the
@@ -49,10 +56,16 @@ class RobustSampler(optuna.samplers.BaseSampler):
     failed (for instance because its worker died and Optuna's heartbeat marked it failed); such
     a candidate may be handed out again, and in a rare race, to two workers at once. When no
     candidate is left, the worker's :meth:`~optuna.study.Study.optimize` loop stops; a trial
-    that a worker asked for after that is pruned with no params.
+    that a worker asked for after that is pruned with no params. When ``n_trials`` or
+    ``timeout`` ends the loop first, a warning (logger ``optuna_robust``) says how many
+    candidates were not tried.
 
-    In the objective, suggest each param with the choices of :attr:`search_space`, or call
-    :meth:`suggest`, which suggests exactly the candidate's params.
+    In the objective, suggest each param with any distribution that contains the candidate's
+    value: ``suggest_categorical`` with the choices of :attr:`search_space`, the
+    ``suggest_float`` / ``suggest_int`` calls of a TPE objective, or :meth:`suggest`, which
+    suggests exactly the candidate's params. Each param is stored with the distribution it was
+    suggested with, so optuna-dashboard and :meth:`~optuna.study.Study.trials_dataframe`
+    show it as the user wrote it.
 
     Example:
 
@@ -104,12 +117,91 @@ class RobustSampler(optuna.samplers.BaseSampler):
                 if value not in choices:
                     choices.append(value)
         self._space = {name: tuple(choices) for name, choices in space.items()}
-        self._distributions = {
+        self._distributions: dict[str, BaseDistribution] = {
             name: CategoricalDistribution(choices) for name, choices in self._space.items()
         }
         self._fingerprint = hashlib.blake2b(
             json.dumps(self._candidates, sort_keys=True).encode(), digest_size=8
         ).hexdigest()
+        self._optimize_calls = OptimizeCalls()
+
+    @classmethod
+    def from_distributions(
+        cls,
+        distributions: Mapping[str, BaseDistribution],
+        *,
+        n_points: int = 5,
+        seed: int | None = None,
+    ) -> RobustSampler:
+        """A sampler over a grid of Optuna distributions: every combination, each once.
+
+        Give it the distributions that the objective suggests, and the objective runs
+        unchanged: ``trial.suggest_float("lr", 1e-4, 1e-1, log=True)`` gets the grid's
+        learning rates, and the params are stored with these distributions.
+
+        Example:
+
+            .. code-block:: python
+
+                import optuna
+                from optuna.distributions import CategoricalDistribution
+                from optuna.distributions import FloatDistribution
+                from optuna.distributions import IntDistribution
+                import optuna_robust
+
+                sampler = optuna_robust.RobustSampler.from_distributions(
+                    {
+                        "lr": FloatDistribution(1e-3, 1e-1, log=True),
+                        "depth": IntDistribution(1, 8),
+                        "kind": CategoricalDistribution(["rf", "gbt"]),
+                    },
+                    n_points=3,
+                    seed=0,
+                )
+                assert sampler.search_space == {
+                    "lr": (0.001, 0.01, 0.1), "depth": (1, 5, 8), "kind": ("rf", "gbt")
+                }
+
+
+                def objective(trial):  # as written for TPE
+                    lr = trial.suggest_float("lr", 1e-3, 1e-1, log=True)
+                    depth = trial.suggest_int("depth", 1, 8)
+                    kind = trial.suggest_categorical("kind", ["rf", "gbt"])
+                    return lr * depth + (kind == "rf")
+
+
+                study = optuna.create_study(sampler=sampler)
+                study.optimize(objective)
+                assert len(study.trials) == 3 * 3 * 2  # every candidate exactly once
+
+        Args:
+            distributions:
+                ``{name: distribution}`` with :class:`~optuna.distributions.FloatDistribution`,
+                :class:`~optuna.distributions.IntDistribution` or
+                :class:`~optuna.distributions.CategoricalDistribution` values.
+            n_points:
+                Values per float param, from ``low`` to ``high``, evenly spaced or geometric
+                when ``log=True``. A stepped float or an int param keeps every value of its
+                grid when it has at most ``n_points``, else ``n_points`` of them spread the same
+                way. A categorical param keeps all its choices. An integer ``>= 2``.
+            seed:
+                Seed of the shuffled order, as in :class:`RobustSampler`.
+
+        Returns:
+            A :class:`RobustSampler` whose candidates are every combination of the grids.
+
+        Raises:
+            ValueError: ``distributions`` is empty or holds something else than the three
+                distributions above, ``n_points`` is not an integer ``>= 2``, or a choice has
+                an unsupported type; the message names the value.
+        """
+        checked = check_distributions(distributions)
+        if isinstance(n_points, bool) or not isinstance(n_points, int) or n_points < 2:
+            raise ValueError(f"n_points must be an integer >= 2 but got {n_points!r}.")
+        grid = {name: grid_values(dist, n_points) for name, dist in checked.items()}
+        sampler = cls(grid, seed=seed)
+        sampler._distributions.update(checked)
+        return sampler
 
     @property
     def candidates(self) -> list[dict[str, Any]]:
@@ -118,11 +210,15 @@ class RobustSampler(optuna.samplers.BaseSampler):
 
     @property
     def search_space(self) -> dict[str, tuple[Any, ...]]:
-        """Each param's choices, over all candidates: the categorical distributions stored."""
+        """Each param's values, over all candidates."""
         return dict(self._space)
 
-    def distributions(self, index: int) -> dict[str, CategoricalDistribution]:
-        """The categorical distributions of the params of candidate ``index``."""
+    def distributions(self, index: int) -> dict[str, BaseDistribution]:
+        """The distributions that :meth:`suggest` stores the params of candidate ``index`` with.
+
+        Those given to :meth:`from_distributions`; otherwise categorical distributions over
+        :attr:`search_space`.
+        """
         return {name: self._distributions[name] for name in self._candidates[index]}
 
     def candidate(self, index: int) -> dict[str, Any]:
@@ -136,8 +232,8 @@ class RobustSampler(optuna.samplers.BaseSampler):
         if index is None:
             raise optuna.TrialPruned(_EXHAUSTED)
         return {
-            name: trial.suggest_categorical(name, list(dist.choices))
-            for name, dist in self.distributions(index).items()
+            name: suggest_with(trial, name, distribution)
+            for name, distribution in self.distributions(index).items()
         }
 
     def order(self, study: Study) -> np.ndarray:
@@ -162,6 +258,7 @@ class RobustSampler(optuna.samplers.BaseSampler):
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         self._check_fingerprint(study)
+        self._optimize_calls.trial_started()
         index = self._next_candidate(study, trial.number)
         if index is None:
             stop_optimize(study)
@@ -205,7 +302,24 @@ class RobustSampler(optuna.samplers.BaseSampler):
         values: Sequence[float] | None,
     ) -> None:
         if trial.number + 1 >= len(self._candidates) and not self._orphans(study):
+            self._optimize_calls.forget()
             stop_optimize(study)
+            return
+        call = self._optimize_calls.ending_call()
+        if call is None:
+            return
+        # The finishing trial is still RUNNING in the storage; a failure frees its candidate.
+        failing = trial.number if state == TrialState.FAIL else None
+        untried = len(self._orphans(study, failing=failing))
+        untried += max(len(self.order(study)) - len(self._trials(study)), 0)
+        if untried:
+            total = len(self._candidates)
+            _logger.warning(
+                f"study.optimize ends after trial {trial.number} ({call.reason}) with "
+                f"{untried} of {total} RobustSampler candidates not tried yet "
+                f"({total - untried} tried or running). Run study.optimize again to try them; "
+                "without n_trials and timeout it stops by itself once every candidate is tried."
+            )
 
     def _next_candidate(self, study: Study, number: int) -> int | None:
         order = self.order(study)
@@ -214,13 +328,19 @@ class RobustSampler(optuna.samplers.BaseSampler):
         orphans = self._orphans(study)
         return orphans[0] if orphans else None
 
-    def _orphans(self, study: Study) -> list[int]:
-        """Candidates, in hand-out order, that no live trial holds (all their trials failed)."""
+    def _trials(self, study: Study) -> list[FrozenTrial]:
+        return storage_of(study).get_all_trials(study_id(study), deepcopy=False)
+
+    def _orphans(self, study: Study, *, failing: int | None = None) -> list[int]:
+        """Candidates, in hand-out order, that no live trial holds (all their trials failed).
+
+        Trial number ``failing`` counts as failed whatever its stored state.
+        """
         order = self.order(study)
-        trials = storage_of(study).get_all_trials(study_id(study), deepcopy=False)
+        trials = self._trials(study)
         held = set()
         for trial in trials:
-            if trial.state in _LIVE_STATES:
+            if trial.state in _LIVE_STATES and trial.number != failing:
                 index = candidate_index(trial)
                 # A trial just created by another worker may not have stored its candidate
                 # yet; below len(order) its number says which one it is taking.
