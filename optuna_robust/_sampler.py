@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from optuna_robust._grid import check_distributions
 from optuna_robust._grid import grid_values
 from optuna_robust._grid import suggest_with
-from optuna_robust._optimize_loop import OptimizeCalls
+from optuna_robust._optuna_compat import OptimizeCalls
 from optuna_robust._optuna_compat import stop_optimize
 from optuna_robust._optuna_compat import storage_of
 from optuna_robust._optuna_compat import study_id
