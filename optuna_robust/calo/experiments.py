@@ -117,7 +117,7 @@ def robust_selection(
         show_progress_bar=show_progress_bar,
     )
     if artifact_dir is not None:
-        from optuna_robust.dashboard import attach_selection
+        from optuna_robust.visualization import attach_selection
 
         attach_selection(study, result, artifact_dir=artifact_dir)
     return result

@@ -22,7 +22,7 @@ import pandas as pd
 from optuna_robust.calo.baselines import baseline_loss
 from optuna_robust.calo.data import CaloData
 from optuna_robust.calo.train import train_instances
-from optuna_robust.plots import plot_loss_vs_training_size
+from optuna_robust.visualization import plot_loss_vs_training_size
 
 
 def run(config: dict[str, Any], out: Path) -> str:
