@@ -100,22 +100,19 @@ def attach_selection(
             from optuna_robust.visualization import TrialArtifactsCallback
             from optuna_robust.visualization import attach_selection
 
-            space = {"width": [8, 16, 32], "lr": [0.001, 0.01]}
             study = optuna.create_study(
-                sampler=optuna_robust.RobustSampler(space, seed=0),
-                pruner=optuna_robust.RobustPruner(statistic="mean"),
+                sampler=optuna_robust.RobustSampler({"depth": [1, 2, 3, 4]}, seed=0),
+                pruner=optuna_robust.RobustPruner(statistic="max", baseline=0.5),
             )
+            study.set_user_attr("baseline_loss", 0.5)  # drawn on every figure
 
 
-            def train_fn(params, instances):
-                return [params["lr"] * 10 + 1 / params["width"] + (i.init_seed % 9) / 300
-                        for i in instances]
+            def train(params, instances):
+                return [0.1 * params["depth"] + (i.data_seed % 7) / 100 for i in instances]
 
 
-            result = optuna_robust.select(
-                study, train_fn, final_instances=10,
-                callbacks=[TrialArtifactsCallback("artifacts")],
-            )
+            callbacks = [TrialArtifactsCallback("artifacts")]
+            result = optuna_robust.select(study, train, final_instances=6, callbacks=callbacks)
             attached = attach_selection(study, result, artifact_dir="artifacts", max_trials=3)
             assert "Budget" in optuna_dashboard.get_note(study)
             # then: optuna-dashboard <storage URL> --artifact-dir artifacts
