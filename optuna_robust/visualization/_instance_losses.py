@@ -155,6 +155,7 @@ def plot_instance_losses(
     if resolve_log(log, np.concatenate(shown), baseline):
         log_scale(ax, "y")
     count = f"best {len(trials)} of {total} models" if len(trials) < total else f"{total} models"
+    count = "1 model" if total == 1 else count
     ax.set_title(f"Test loss of each instance: {count}, {phase} instances", fontsize="medium")
     ax.grid(axis="y", alpha=0.3)
     return fig

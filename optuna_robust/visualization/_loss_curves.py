@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from optuna.trial import FrozenTrial
 
+from optuna_robust._imports import import_optional
 from optuna_robust._records import PHASES
 from optuna_robust._records import records
 from optuna_robust.visualization._utils import WINNER_COLOR
@@ -139,6 +140,7 @@ def draw_curves(
     finite = np.isfinite(median)
     ax.plot(epochs[finite], median[finite], color=WINNER_COLOR, lw=2.0, label="median")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(import_optional("matplotlib.ticker").MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
 
 

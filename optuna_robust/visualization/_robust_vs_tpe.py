@@ -100,7 +100,7 @@ def plot_robust_vs_tpe(
         handles.append(line)
     if resolve_log(log, np.concatenate(list(groups.values())), baseline):
         log_scale(ax, "y")
-    ax.legend(handles=handles, fontsize="small", loc="upper left")
+    ax.legend(handles=handles, fontsize="small", loc="best")  # where it hides no box
     ax.set_title("Test loss of fresh instances: robust selection vs TPE", fontsize="medium")
     ax.grid(axis="y", alpha=0.3)
     return fig

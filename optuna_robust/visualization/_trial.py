@@ -110,7 +110,7 @@ def plot_trial(
     ax.set_ylabel("test loss")
     line = baseline_line(ax, baseline)
     if line is not None:
-        ax.legend(handles=[line], fontsize="small", loc="upper left")
+        ax.legend(handles=[line], fontsize="small", loc="best")
     if resolve_log(log, np.concatenate(list(groups.values())), baseline):
         log_scale(ax, "y")
     ax.grid(axis="y", alpha=0.3)
@@ -121,7 +121,10 @@ def plot_trial(
     params = ", ".join(f"{k}={format_value(v)}" for k, v in trial.params.items())
     state = f" ({', '.join(status)})" if status else ""
     title = f"Trial #{trial.number}{state}: {params}"
-    ax.set_title(textwrap.fill(title, width=48), fontsize="small")
+    # Across both panels: a model's params can run to a dozen names.
+    width = max(48, round(12 * fig.get_figwidth()))
+    fig.suptitle(textwrap.fill(title, width=width), fontsize="small")
+    ax.set_title("Test loss of each instance", fontsize="small")
     if curves:
         draw_curves(curve_ax, curves, band=(0.1, 0.9), show_instances=True)
         baseline_line(curve_ax, baseline)

@@ -338,7 +338,9 @@ def test_plot_trial_shows_boxes_per_phase_and_curves(
     assert len(boxes(fig)) == 2  # selection and final
     assert tick_texts(fig)[1] == f"final\nn={FINAL_INSTANCES}"
     assert box_ax.get_xlabel() == "instances" and box_ax.get_ylabel() == "test loss"
-    assert box_ax.get_title().startswith(f"Trial #{winner.number} (COMPLETE, winner)")
+    title = fig.get_suptitle()
+    assert title.startswith(f"Trial #{winner.number} (COMPLETE, winner): width=")
+    assert "learning_rate=" in title
     for ax in (box_ax, curve_ax):
         baseline = [line for line in ax.get_lines() if line.get_label() == "baseline 0.03"]
         assert len(baseline) == 1
@@ -351,6 +353,10 @@ def test_plot_trial_without_curves_has_one_panel_and_needs_records() -> None:
     trial = _trial_with_losses(3, [0.02, 0.03], width=8)
     fig = visualization.plot_trial(trial)
     assert len(fig.axes) == 1 and len(boxes(fig)) == 1
+    assert fig.get_suptitle() == "Trial #3 (COMPLETE): width=8"
+    # A select callback sees the trial just before it finishes: no misleading RUNNING.
+    trial.state = optuna.trial.TrialState.RUNNING
+    assert visualization.plot_trial(trial).get_suptitle() == "Trial #3: width=8"
     with pytest.raises(ValueError, match="has no instance records"):
         visualization.plot_trial(optuna.trial.create_trial(value=1.0))
     with pytest.raises(ValueError, match="must be a FrozenTrial"):
