@@ -113,12 +113,19 @@ def _layout(
     figure: Any, title: str, x_title: str, shown: list[float], baseline: float | None
 ) -> None:
     log = wide_range(shown + ([] if baseline is None else [baseline]))
-    if baseline is not None and (baseline > 0 or not log):
-        figure.add_hline(
-            y=baseline,
-            line={"color": _RED, "dash": "dash", "width": 1.5},
-            annotation_text=f"baseline {baseline:.4g}",
-            annotation_position="top left",
+    if baseline is not None:
+        figure.add_hline(y=baseline, line={"color": _RED, "dash": "dash", "width": 1.5})
+        # Plotly places annotations on a log axis by log10 of the value (add_hline's own
+        # annotation lands at 10**baseline, the top of the plot).
+        figure.add_annotation(
+            text=f"baseline {baseline:.4g}",
+            x=0,
+            xref="paper",
+            xanchor="left",
+            y=math.log10(baseline) if log else baseline,
+            yanchor="bottom",
+            showarrow=False,
+            font={"color": _RED},
         )
     figure.update_layout(
         title={"text": f"{title} (hover for params)"},
