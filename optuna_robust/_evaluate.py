@@ -126,8 +126,8 @@ def evaluate_instances(
     stored = {record_key("selection", i): r for i, r in enumerate(records(frozen))}
     if not stored:
         failed = storage.get_all_trials(study_id(study), deepcopy=False, states=(TrialState.FAIL,))
-        reused, reused_series = reusable_records(failed, frozen.params)
-        write_trial(storage, own_id, user_attrs=reused, system_attrs=reused_series)
+        reused, reused_extras = reusable_records(failed, frozen.params)
+        write_trial(storage, own_id, user_attrs=reused, system_attrs=reused_extras)
         stored.update(reused)
     losses = [float(stored[k]["loss"]) for k in sorted(stored)]
 

@@ -57,33 +57,38 @@ def record_key(phase: Phase, index: int) -> str:
     return f"{_PREFIX}{phase}:{index:06d}"
 
 
-def series_key(phase: Phase, index: int) -> str:
-    """The system-attribute key of the per-epoch series (such as ``"curve"``) of an instance.
+def extras_key(phase: Phase, index: int) -> str:
+    """The system-attribute key of an instance's extras (epochs, seconds, its ``"curve"``...).
 
-    Series live in system attrs, not beside the record in the user attrs: a curve of hundreds
-    of numbers per instance would make a trial's page in optuna-dashboard unreadable.
+    The record in the user attrs keeps only the loss and the seeds; everything else a
+    ``train_fn`` returns lives here. optuna-dashboard prints each user attr on one line, and
+    with the extras (and above all a curve of hundreds of numbers) a winner's page was 1,700 to
+    5,700 px wide.
     """
-    return f"{_PREFIX}series:{phase}:{index:06d}"
+    return f"{_PREFIX}extras:{phase}:{index:06d}"
 
 
-def split_series(record: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split a record into its scalar fields and its list-valued extras (the series)."""
-    scalars = {k: v for k, v in record.items() if not isinstance(v, list)}
-    series = {k: v for k, v in record.items() if isinstance(v, list)}
-    return scalars, series
+RECORD_FIELDS = ("loss", "data_seed", "init_seed")
+
+
+def split_extras(record: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a record into its core fields (loss and seeds) and everything else."""
+    core = {k: v for k, v in record.items() if k in RECORD_FIELDS}
+    extras = {k: v for k, v in record.items() if k not in RECORD_FIELDS}
+    return core, extras
 
 
 def record_attrs(
     phase: Phase, records_by_index: Mapping[int, Mapping[str, Any]]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The user attrs (records) and system attrs (series) that store ``records_by_index``."""
+    """The user attrs (records) and system attrs (extras) that store ``records_by_index``."""
     user_attrs: dict[str, Any] = {}
     system_attrs: dict[str, Any] = {}
     for index, record in records_by_index.items():
-        scalars, series = split_series(record)
-        user_attrs[record_key(phase, index)] = scalars
-        if series:
-            system_attrs[series_key(phase, index)] = series
+        core, extras = split_extras(record)
+        user_attrs[record_key(phase, index)] = core
+        if extras:
+            system_attrs[extras_key(phase, index)] = extras
     return user_attrs, system_attrs
 
 
@@ -228,7 +233,7 @@ def write_records(
     *,
     intermediate_values: Mapping[int, float] | None = None,
 ) -> None:
-    """Store a batch of records (and their series, and a rung's value) in one write."""
+    """Store a batch of records (and their extras, and a rung's value) in one write."""
     user_attrs, system_attrs = record_attrs(phase, batch)
     write_trial(
         storage,
@@ -255,19 +260,19 @@ def check_results(results: object, instances: Sequence[Instance]) -> list[object
 
 
 def records(
-    trial: FrozenTrial, phase: Phase = "selection", *, series: bool = False
+    trial: FrozenTrial, phase: Phase = "selection", *, extras: bool = False
 ) -> list[dict[str, Any]]:
     """The instance records of ``trial`` for ``phase``, ordered by instance index.
 
-    With ``series=True`` each record also holds its list-valued extras (such as ``"curve"``),
-    which are stored apart from the record (see :func:`series_key`).
+    With ``extras=True`` each record also holds its extras (such as ``"epochs"`` and
+    ``"curve"``), which are stored apart from the record (see :func:`extras_key`).
     """
     keys = _record_keys(trial.user_attrs, phase)
-    if not series:
+    if not extras:
         return [trial.user_attrs[k] for k in keys]
     merged = []
     for key in keys:
-        extra = trial.system_attrs.get(series_key(phase, int(key.rsplit(":", 1)[1])), {})
+        extra = trial.system_attrs.get(extras_key(phase, int(key.rsplit(":", 1)[1])), {})
         merged.append({**trial.user_attrs[key], **extra})
     return merged
 
@@ -288,7 +293,7 @@ def reusable_records(
     unless ``broken=True``, when such a model is being retried.
 
     Returns:
-        The user attrs (records) and system attrs (their series) to copy to the new trial.
+        The user attrs (records) and system attrs (their extras) to copy to the new trial.
     """
     user_attrs: dict[str, Any] = {}
     system_attrs: dict[str, Any] = {}
@@ -297,7 +302,7 @@ def reusable_records(
             if trial.params == dict(params):
                 for key in _record_keys(trial.user_attrs, "selection"):
                     user_attrs.setdefault(key, trial.user_attrs[key])
-                    extra = series_key("selection", int(key.rsplit(":", 1)[1]))
+                    extra = extras_key("selection", int(key.rsplit(":", 1)[1]))
                     if extra in trial.system_attrs:
                         system_attrs.setdefault(extra, trial.system_attrs[extra])
     return user_attrs, system_attrs

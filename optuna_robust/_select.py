@@ -150,8 +150,8 @@ def select(
             Each is called as ``callback(study, trial)`` for every model just before ``select``
             finishes its trial (pruned or complete), while the trial still accepts attributes
             and artifacts: ``trial`` is a :class:`~optuna.trial.FrozenTrial` with all its
-            instance records. :class:`optuna_robust.visualization.TrialArtifacts` is one, that
-            puts each model's figure and records on its trial page in optuna-dashboard.
+            instance records. :class:`optuna_robust.visualization.TrialArtifactsCallback` is
+            one: it puts each model's figure and records on its trial page in optuna-dashboard.
         timeout:
             Seconds one ``train_fn`` call may run; a longer one counts as that model's
             failure. Needs ``executor=None`` in the main thread, or a ProcessPoolExecutor.
@@ -312,7 +312,7 @@ class _Selection:
         return models
 
     def _new_trial(
-        self, index: int, reused: dict[str, Any], reused_series: dict[str, Any]
+        self, index: int, reused: dict[str, Any], reused_extras: dict[str, Any]
     ) -> FrozenTrial:
         # One write creates the trial with its params: far cheaper than ask + suggest per param.
         template = FrozenTrial(
@@ -324,7 +324,7 @@ class _Selection:
             params=self.sampler.candidate(index),
             distributions=dict[str, Any](self.sampler.distributions(index)),
             user_attrs=reused,
-            system_attrs={CANDIDATE_KEY: index, **reused_series},
+            system_attrs={CANDIDATE_KEY: index, **reused_extras},
             intermediate_values={},
             trial_id=-1,
         )

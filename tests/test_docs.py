@@ -13,8 +13,7 @@ import textwrap
 import pytest
 
 import optuna_robust
-from optuna_robust import dashboard
-from optuna_robust import plots
+from optuna_robust import visualization
 from tests.test_docstrings import _examples
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -51,11 +50,9 @@ def test_the_user_guide_pages_exist_with_code() -> None:
         assert python_blocks(DOCS / name), f"docs/{name} has no ```python block"
 
 
-PUBLIC = (
-    [(name, getattr(optuna_robust, name)) for name in optuna_robust.__all__]
-    + [(f"plots.{name}", getattr(plots, name)) for name in plots.__all__]
-    + [(f"dashboard.{name}", getattr(dashboard, name)) for name in dashboard.__all__]
-)
+PUBLIC = [(name, getattr(optuna_robust, name)) for name in optuna_robust.__all__] + [
+    (f"visualization.{name}", getattr(visualization, name)) for name in visualization.__all__
+]
 
 
 @pytest.mark.parametrize(("name", "obj"), PUBLIC, ids=[name for name, _ in PUBLIC])
@@ -69,15 +66,14 @@ def test_api_page_documents_every_public_name(name: str, obj: object) -> None:
 
 
 EXAMPLES = [
-    pytest.param(code, id=f"{module.__name__.rsplit('.', 1)[-1]}.{name}-{k}")
-    for module in (plots, dashboard)
-    for name in module.__all__
-    for k, code in enumerate(_examples(getattr(module, name)))
+    pytest.param(code, id=f"visualization.{name}-{k}")
+    for name in visualization.__all__
+    for k, code in enumerate(_examples(getattr(visualization, name)))
 ]
 
 
 @pytest.mark.parametrize("code", EXAMPLES)
-def test_docstring_examples_of_plots_and_dashboard_run(
+def test_docstring_examples_of_visualization_run(
     code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)

@@ -28,7 +28,7 @@ def _written(storage: optuna.storages.BaseStorage) -> optuna.trial.FrozenTrial:
         storage,
         trial_id(study, trial),
         user_attrs={"robust:selection:000000": {"loss": 0.5}, "b": [1, 2]},
-        system_attrs={"robust:series:selection:000000": {"curve": [1.0, 0.5]}},
+        system_attrs={"robust:extras:selection:000000": {"curve": [1.0, 0.5]}},
         intermediate_values={1: 0.5, 2: 0.25},
     )
     return storage.get_trial(trial_id(study, trial))

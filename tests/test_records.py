@@ -18,7 +18,7 @@ def test_record_keys_sort_by_index_and_phase() -> None:
     keys = [_records.record_key("selection", i) for i in (10, 2, 100)]
     assert sorted(keys) == [_records.record_key("selection", i) for i in (2, 10, 100)]
     assert _records.record_key("final", 3) == "robust:final:000003"
-    assert _records.series_key("final", 3) == "robust:series:final:000003"
+    assert _records.extras_key("final", 3) == "robust:extras:final:000003"
     assert _records.rung_key(2) == "robust:rung_2"
 
 
@@ -50,10 +50,10 @@ def test_series_are_stored_apart_and_merged_back() -> None:
         "robust:selection:000000": {"loss": 1.0},
         "robust:selection:000001": {"loss": 2.0},
     }
-    assert system_attrs == {"robust:series:selection:000000": {"curve": [3.0, 1.0]}}
+    assert system_attrs == {"robust:extras:selection:000000": {"curve": [3.0, 1.0]}}
     trial = optuna.trial.create_trial(value=1.0, user_attrs=user_attrs, system_attrs=system_attrs)
     assert _records.records(trial, "selection") == [{"loss": 1.0}, {"loss": 2.0}]
-    assert _records.records(trial, "selection", series=True) == [
+    assert _records.records(trial, "selection", extras=True) == [
         {"loss": 1.0, "curve": [3.0, 1.0]},
         {"loss": 2.0},
     ]
@@ -96,7 +96,7 @@ def test_reusable_records_come_only_from_interrupted_trials_of_the_same_model() 
             distributions={"x": optuna.distributions.CategoricalDistribution([1, 2])},
             user_attrs={_records.record_key("selection", 0): {"loss": params["x"]}},
             system_attrs={
-                _records.series_key("selection", 0): {"curve": [1.0]},
+                _records.extras_key("selection", 0): {"curve": [1.0]},
                 **({_records.ERROR_KEY: "boom"} if error else {}),
             },
         )
@@ -104,6 +104,6 @@ def test_reusable_records_come_only_from_interrupted_trials_of_the_same_model() 
     trials = [failed({"x": 1}, error=False), failed({"x": 2}, error=False)]
     user_attrs, system_attrs = _records.reusable_records(trials, {"x": 1})
     assert user_attrs == {"robust:selection:000000": {"loss": 1}}
-    assert system_attrs == {"robust:series:selection:000000": {"curve": [1.0]}}
+    assert system_attrs == {"robust:extras:selection:000000": {"curve": [1.0]}}
     # A model whose train_fn raised is broken, not interrupted: nothing to reuse.
     assert _records.reusable_records([failed({"x": 1}, error=True)], {"x": 1}) == ({}, {})

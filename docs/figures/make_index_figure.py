@@ -14,7 +14,7 @@ import numpy as np
 import optuna
 
 import optuna_robust
-from optuna_robust.plots import plot_instance_losses
+from optuna_robust.visualization import plot_instance_losses
 
 SPACE = {
     "width": [16, 32, 64, 128],

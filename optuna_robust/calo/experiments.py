@@ -113,6 +113,12 @@ def robust_selection(
     if baseline is not None:
         study.set_user_attr("baseline_loss", baseline)
     trainer = CaloTrainer(str(data_path), task=task, settings=settings, num_threads=threads)
+    callbacks = []
+    if artifact_dir is not None:
+        from optuna_robust.visualization import TrialArtifactsCallback
+
+        # Each model with two or more instances gets its figure and records on its own page.
+        callbacks.append(TrialArtifactsCallback(artifact_dir, baseline=baseline))
     result = select(
         study,
         trainer,
@@ -120,9 +126,10 @@ def robust_selection(
         final_instances=final_instances,
         seed=seed,
         show_progress_bar=show_progress_bar,
+        callbacks=callbacks,
     )
     if artifact_dir is not None:
-        from optuna_robust.dashboard import attach_selection
+        from optuna_robust.visualization import attach_selection
 
         attach_selection(study, result, artifact_dir=artifact_dir)
     return result

@@ -19,8 +19,8 @@ from optuna_robust import instance_losses
 from optuna_robust.calo import experiments
 from optuna_robust.calo.spaces import load_space
 from optuna_robust.calo.spaces import product
-from optuna_robust.plots import plot_loss_curves
-from optuna_robust.plots import plot_robust_vs_tpe
+from optuna_robust.visualization import plot_loss_curves
+from optuna_robust.visualization import plot_robust_vs_tpe
 from studies._common import data_folder
 from studies._common import dataset
 from studies._common import markdown

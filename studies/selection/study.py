@@ -22,8 +22,8 @@ from optuna_robust.calo import experiments
 from optuna_robust.calo.data import CaloData
 from optuna_robust.calo.spaces import load_space
 from optuna_robust.calo.spaces import product
-from optuna_robust.plots import plot_instance_losses
-from optuna_robust.plots import plot_selection_funnel
+from optuna_robust.visualization import plot_instance_losses
+from optuna_robust.visualization import plot_selection_funnel
 from studies._common import data_folder
 from studies._common import dataset
 from studies._common import markdown

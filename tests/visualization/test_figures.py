@@ -1,4 +1,4 @@
-"""optuna_robust.plots: each figure on a real small selection, checked by what it draws."""
+"""optuna_robust.visualization figures on a real small selection, checked by what they draw."""
 
 from __future__ import annotations
 
@@ -16,46 +16,10 @@ import pandas as pd
 import pytest
 
 import optuna_robust
-from optuna_robust import plots
-
-SPACE = {"width": [8, 16, 32, 64], "learning_rate": [0.001, 0.01, 0.1]}
-N_CANDIDATES = 12
-FINAL_INSTANCES = 6
-
-
-def curve_train(params: dict[str, Any], instances: list[optuna_robust.Instance]) -> list[object]:
-    """Synthetic training with per-epoch test-loss curves; width 8 at lr 0.1 diverges at times."""
-    results: list[object] = []
-    log_lr = math.log10(params["learning_rate"])
-    level = 0.02 * (1.0 + 0.2 * (log_lr + 2.0) ** 2 + 1.0 / params["width"])
-    spread = 0.001 + 0.004 * max(log_lr + 2.0, 0.0)
-    for instance in instances:
-        rng = np.random.default_rng([instance.data_seed, instance.init_seed])
-        epochs = int(rng.integers(12, 30))
-        decay = np.exp(-np.arange(1, epochs + 1) / 3.0)
-        curve = level + spread * rng.lognormal(0.0, 0.5) + 0.5 * decay
-        if params["width"] == 8 and params["learning_rate"] == 0.1 and instance.index % 2 == 0:
-            curve[-3:] = np.inf
-        results.append(
-            {"loss": float(curve[-1]), "epochs": epochs, "seconds": 0.01, "curve": curve}
-        )
-    return results
-
-
-def run_selection(
-    storage: str | None = None,
-    *,
-    space: dict[str, list[Any]] | None = None,
-    final_instances: int = FINAL_INSTANCES,
-) -> tuple[optuna.Study, optuna_robust.SelectionResult]:
-    """A real selection with two winners; in memory unless a storage URL is given."""
-    study = optuna.create_study(
-        storage=storage,
-        sampler=optuna_robust.RobustSampler(SPACE if space is None else space, seed=0),
-        pruner=optuna_robust.RobustPruner(statistic="mean", n_keep=2),
-    )
-    result = optuna_robust.select(study, curve_train, final_instances=final_instances, seed=0)
-    return study, result
+from optuna_robust import visualization
+from tests.visualization._selection import FINAL_INSTANCES
+from tests.visualization._selection import N_CANDIDATES
+from tests.visualization._selection import run_selection
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +40,7 @@ def test_plot_instance_losses_draws_one_box_per_model(
     selection: tuple[optuna.Study, optuna_robust.SelectionResult],
 ) -> None:
     study, result = selection
-    fig = plots.plot_instance_losses(study, phase="selection", baseline=0.03)
+    fig = visualization.plot_instance_losses(study, phase="selection", baseline=0.03)
     ax = fig.axes[0]
     # One box per model, except the model whose only instance diverged: it gets "1×∞".
     assert len(ax.get_xticklabels()) == N_CANDIDATES
@@ -107,7 +71,7 @@ def test_plot_instance_losses_few_models_stack_params_and_log_axis(
     selection: tuple[optuna.Study, optuna_robust.SelectionResult],
 ) -> None:
     _, result = selection
-    fig = plots.plot_instance_losses(result.winners, phase="final", log=True)
+    fig = visualization.plot_instance_losses(result.winners, phase="final", log=True)
     assert len(boxes(fig)) == 2
     assert fig.axes[0].get_yscale() == "log"
     labels = tick_texts(fig)
@@ -125,7 +89,7 @@ def test_plot_instance_losses_counts_diverged_instances(
     diverging = [t for t in study.trials if t.params == {"width": 8, "learning_rate": 0.1}]
     losses = optuna_robust.instance_losses(diverging[0], phase="selection")
     assert np.isinf(losses).any()  # the fixture's premise
-    fig = plots.plot_instance_losses(diverging, labels=["wide lr"])
+    fig = visualization.plot_instance_losses(diverging, labels=["wide lr"])
     texts = [t.get_text() for t in fig.axes[0].texts if t.get_gid() == "robust-diverged"]
     assert texts == [f"{int(np.isinf(losses).sum())}×∞"]
     assert tick_texts(fig)[0].splitlines()[0] == "wide lr"
@@ -135,7 +99,7 @@ def test_plot_instance_losses_max_models_keeps_the_furthest(
     selection: tuple[optuna.Study, optuna_robust.SelectionResult],
 ) -> None:
     study, result = selection
-    fig = plots.plot_instance_losses(
+    fig = visualization.plot_instance_losses(
         study, phase="all", max_models=3, labels={result.winners[0].number: "champion"}
     )
     assert len(boxes(fig)) == 3
@@ -160,15 +124,15 @@ def test_plot_instance_losses_rejects_bad_arguments(
 ) -> None:
     study, _ = selection
     with pytest.raises(ValueError, match=match):
-        plots.plot_instance_losses(study.trials[:3], **kwargs)
+        visualization.plot_instance_losses(study.trials[:3], **kwargs)
 
 
 def test_plot_instance_losses_without_instances_says_so() -> None:
     trial = optuna.trial.create_trial(value=1.0)
     with pytest.raises(ValueError, match="has 'final' instances"):
-        plots.plot_instance_losses([trial], phase="final")
+        visualization.plot_instance_losses([trial], phase="final")
     with pytest.raises(ValueError, match="wrap a single trial in a list"):
-        plots.plot_instance_losses(trial)  # type: ignore[arg-type]
+        visualization.plot_instance_losses(trial)  # type: ignore[arg-type]
 
 
 def test_plot_selection_funnel_from_a_result(
@@ -176,7 +140,7 @@ def test_plot_selection_funnel_from_a_result(
 ) -> None:
     _, result = selection
     rounds = result.rounds
-    fig = plots.plot_selection_funnel(result)
+    fig = visualization.plot_selection_funnel(result)
     models_ax, trainings_ax, budget_ax = fig.axes
     assert len(models_ax.patches) == 2 * len(rounds)  # models in the round + survivors
     heights = [p.get_height() for p in models_ax.patches]
@@ -198,16 +162,16 @@ def test_plot_selection_funnel_from_the_rounds_table(
     selection: tuple[optuna.Study, optuna_robust.SelectionResult],
 ) -> None:
     _, result = selection
-    assert len(plots.plot_selection_funnel(result.rounds).axes) == 2
-    fig = plots.plot_selection_funnel(result.rounds, exhaustive=1000)
+    assert len(visualization.plot_selection_funnel(result.rounds).axes) == 2
+    fig = visualization.plot_selection_funnel(result.rounds, exhaustive=1000)
     assert len(fig.axes) == 3
     assert "1,000" in [t.get_text() for t in fig.axes[2].texts]
     with pytest.raises(ValueError, match="lacks columns \\['survivors'\\]"):
-        plots.plot_selection_funnel(result.rounds.drop(columns="survivors"))
+        visualization.plot_selection_funnel(result.rounds.drop(columns="survivors"))
     with pytest.raises(ValueError, match="exhaustive must be a positive integer"):
-        plots.plot_selection_funnel(result.rounds, exhaustive=0)
+        visualization.plot_selection_funnel(result.rounds, exhaustive=0)
     with pytest.raises(ValueError, match="SelectionResult or its rounds DataFrame"):
-        plots.plot_selection_funnel([1, 2])  # type: ignore[arg-type]
+        visualization.plot_selection_funnel([1, 2])  # type: ignore[arg-type]
 
 
 def test_plot_loss_curves_of_a_winner(
@@ -215,13 +179,13 @@ def test_plot_loss_curves_of_a_winner(
 ) -> None:
     _, result = selection
     winner = result.winners[0]
-    fig = plots.plot_loss_curves(winner, phase="final")
+    fig = visualization.plot_loss_curves(winner, phase="final")
     (ax,) = fig.axes
     thin = [line for line in ax.get_lines() if line.get_linewidth() < 1]
     median = [line for line in ax.get_lines() if line.get_label() == "median"]
     assert len(thin) == FINAL_INSTANCES
     assert len(median) == 1
-    curves = [r["curve"] for r in optuna_robust._records.records(winner, "final", series=True)]
+    curves = [r["curve"] for r in optuna_robust._records.records(winner, "final", extras=True)]
     longest = max(len(c) for c in curves)
     assert len(median[0].get_xdata()) == longest
     # A stopped instance keeps its last loss: the last median is the median of final losses.
@@ -240,7 +204,7 @@ def test_plot_loss_curves_side_by_side_and_diverged(
 ) -> None:
     study, result = selection
     diverging = next(t for t in study.trials if t.params == {"width": 8, "learning_rate": 0.1})
-    fig = plots.plot_loss_curves(
+    fig = visualization.plot_loss_curves(
         {"winner": result.winners[0], "diverging": diverging}, log=False, show_instances=False
     )
     assert len(fig.axes) == 2
@@ -254,16 +218,16 @@ def test_plot_loss_curves_side_by_side_and_diverged(
 
 def test_plot_loss_curves_needs_curves() -> None:
     with pytest.raises(ValueError, match="has a 'curve' extra"):
-        plots.plot_loss_curves([{"loss": 1.0}])
+        visualization.plot_loss_curves([{"loss": 1.0}])
     with pytest.raises(ValueError, match="band must be a pair"):
-        plots.plot_loss_curves([{"loss": 1.0, "curve": [1.0]}], band=(0.9, 0.1))
+        visualization.plot_loss_curves([{"loss": 1.0, "curve": [1.0]}], band=(0.9, 0.1))
 
 
 def test_plot_loss_vs_training_size_log_axis_for_a_wide_range() -> None:
     rng = np.random.default_rng(0)
     sizes = [100, 300, 1000, 3000, 10000, 32000]
     data = {n: 1.0 / np.sqrt(n) * rng.lognormal(0, 0.3, size=20) for n in sizes}
-    fig = plots.plot_loss_vs_training_size(data)
+    fig = visualization.plot_loss_vs_training_size(data)
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
     assert len(boxes(fig)) == len(sizes)
@@ -283,7 +247,7 @@ def test_plot_loss_vs_training_size_groups_models_from_a_frame() -> None:
             for _ in range(10)
         ]
     )
-    fig = plots.plot_loss_vs_training_size(frame, baseline=0.02, log_y=True)
+    fig = visualization.plot_loss_vs_training_size(frame, baseline=0.02, log_y=True)
     ax = fig.axes[0]
     assert ax.get_xscale() == "linear"  # 8,000 to 32,000: linear, as in the paper's Fig. 6
     assert ax.get_yscale() == "log"
@@ -296,9 +260,9 @@ def test_plot_loss_vs_training_size_groups_models_from_a_frame() -> None:
     ]
     assert list(ax.get_xticks()) == [8000, 16000, 24000, 32000]
     with pytest.raises(ValueError, match="lacks columns \\['loss'\\]"):
-        plots.plot_loss_vs_training_size(frame.drop(columns="loss"))
+        visualization.plot_loss_vs_training_size(frame.drop(columns="loss"))
     with pytest.raises(ValueError, match="positive integer"):
-        plots.plot_loss_vs_training_size({0: [1.0]})
+        visualization.plot_loss_vs_training_size({0: [1.0]})
 
 
 def test_plot_robust_vs_tpe_side_by_side(
@@ -307,7 +271,7 @@ def test_plot_robust_vs_tpe_side_by_side(
     _, result = selection
     rng = np.random.default_rng(2)
     tpe = {"NAS 1": 0.03 + rng.gamma(1, 0.004, 50), "NAS 2": [0.031, 0.04, np.inf]}
-    fig = plots.plot_robust_vs_tpe(result.winners[0], tpe)
+    fig = visualization.plot_robust_vs_tpe(result.winners[0], tpe)
     ax = fig.axes[0]
     assert len(boxes(fig)) == 3
     labels = tick_texts(fig)
@@ -318,6 +282,82 @@ def test_plot_robust_vs_tpe_side_by_side(
     assert [t.get_text() for t in ax.texts] == ["1×∞"]
     assert ax.get_ylabel() == "test loss"
     with pytest.raises(ValueError, match="non-empty mapping"):
-        plots.plot_robust_vs_tpe([1.0], {})
+        visualization.plot_robust_vs_tpe([1.0], {})
     with pytest.raises(ValueError, match="has no instance losses"):
-        plots.plot_robust_vs_tpe([1.0], {"NAS": []})
+        visualization.plot_robust_vs_tpe([1.0], {"NAS": []})
+
+
+def _trial_with_losses(
+    number: int, losses: list[float], **params: Any
+) -> optuna.trial.FrozenTrial:
+    records = {f"robust:selection:{i:06d}": {"loss": x} for i, x in enumerate(losses)}
+    choices = {
+        name: optuna.distributions.CategoricalDistribution([v]) for name, v in params.items()
+    }
+    trial = optuna.trial.create_trial(
+        value=float(np.mean(losses)), params=params, distributions=choices, user_attrs=records
+    )
+    trial.number = number
+    return trial
+
+
+@pytest.mark.parametrize(
+    ("losses", "expected"),
+    [
+        ([[0.02, 0.021, 0.019], [0.8, 0.75]], "log"),  # a diverging model beside good ones
+        ([[0.02, 0.021, 0.019], [0.03, 0.035]], "linear"),
+        ([[-0.1, 0.5], [2.0, 3.0]], "linear"),  # no log axis for losses at or below zero
+    ],
+)
+def test_loss_axis_is_logarithmic_only_where_losses_span_decades(
+    losses: list[list[float]], expected: str
+) -> None:
+    trials = [_trial_with_losses(k, group, width=8 * (k + 1)) for k, group in enumerate(losses)]
+    assert visualization.plot_instance_losses(trials).axes[0].get_yscale() == expected
+    tpe = {"TPE": losses[1]}
+    assert visualization.plot_robust_vs_tpe(losses[0], tpe).axes[0].get_yscale() == expected
+    # An explicit choice wins over the data.
+    forced = visualization.plot_instance_losses(trials, log=False)
+    assert forced.axes[0].get_yscale() == "linear"
+
+
+def test_plot_robust_vs_tpe_shows_no_spread_for_one_instance() -> None:
+    fig = visualization.plot_robust_vs_tpe([0.02, 0.021, 0.025], {"TPE #4": [0.03]})
+    labels = tick_texts(fig)
+    assert labels[1] == "TPE #4\nn=1, std –"
+    assert labels[0].startswith("robust selection\nn=3, std 0.0026")
+
+
+def test_plot_trial_shows_boxes_per_phase_and_curves(
+    selection: tuple[optuna.Study, optuna_robust.SelectionResult],
+) -> None:
+    _, result = selection
+    winner = result.winners[0]
+    fig = visualization.plot_trial(winner, baseline=0.03)
+    box_ax, curve_ax = fig.axes
+    assert len(boxes(fig)) == 2  # selection and final
+    assert tick_texts(fig)[1] == f"final\nn={FINAL_INSTANCES}"
+    assert box_ax.get_xlabel() == "instances" and box_ax.get_ylabel() == "test loss"
+    title = fig.get_suptitle()
+    assert title.startswith(f"Trial #{winner.number} (COMPLETE, winner): width=")
+    assert "learning_rate=" in title
+    for ax in (box_ax, curve_ax):
+        baseline = [line for line in ax.get_lines() if line.get_label() == "baseline 0.03"]
+        assert len(baseline) == 1
+    thin = [line for line in curve_ax.get_lines() if line.get_linewidth() < 1]
+    assert len(thin) == len(optuna_robust.instance_losses(winner, phase="all"))
+    assert curve_ax.get_xlabel() == "epoch" and curve_ax.get_yscale() == "log"
+
+
+def test_plot_trial_without_curves_has_one_panel_and_needs_records() -> None:
+    trial = _trial_with_losses(3, [0.02, 0.03], width=8)
+    fig = visualization.plot_trial(trial)
+    assert len(fig.axes) == 1 and len(boxes(fig)) == 1
+    assert fig.get_suptitle() == "Trial #3 (COMPLETE): width=8"
+    # A select callback sees the trial just before it finishes: no misleading RUNNING.
+    trial.state = optuna.trial.TrialState.RUNNING
+    assert visualization.plot_trial(trial).get_suptitle() == "Trial #3: width=8"
+    with pytest.raises(ValueError, match="has no instance records"):
+        visualization.plot_trial(optuna.trial.create_trial(value=1.0))
+    with pytest.raises(ValueError, match="must be a FrozenTrial"):
+        visualization.plot_trial(0.5)  # type: ignore[arg-type]
