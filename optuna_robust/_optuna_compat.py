@@ -48,11 +48,13 @@ def study_id(study: Study) -> int:
     return storage_of(study).get_study_id_from_name(study.study_name)
 
 
-def trial_id(study: Study, trial: Trial | FrozenTrial) -> int:
+def trial_id(study: Study | None, trial: Trial | FrozenTrial) -> int:
     """The storage id of ``trial`` (``_trial_id``, or looked up by study and number)."""
     cached = getattr(trial, "_trial_id", None)
     if isinstance(cached, int):
         return cached
+    if study is None:
+        raise ValueError(f"The storage id of trial {trial.number} needs its study.")
     storage = storage_of(study)
     return storage.get_trial_id_from_study_id_trial_number(study_id(study), trial.number)
 

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 import optuna
 from optuna.trial import FrozenTrial
 
+from optuna_robust import _optuna_compat as compat
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -69,7 +71,9 @@ class ArtifactWriter:
             owner = f"trial {trial.number} of {owner}"
         target: FrozenTrial | optuna.Study = self.study if trial is None else trial
         try:
-            metas = optuna.artifacts.get_all_artifact_meta(target, storage=self.study._storage)
+            metas = optuna.artifacts.get_all_artifact_meta(
+                target, storage=compat.storage_of(self.study)
+            )
         except TypeError:
             # optuna-dashboard marks an artifact deleted in its UI with a null entry, which
             # get_all_artifact_meta cannot read.
@@ -93,7 +97,7 @@ class ArtifactWriter:
                 artifact_store=self.store,
                 file_path=str(path),
                 study_or_trial=self.study if trial is None else trial,
-                storage=self.study._storage,
+                storage=compat.storage_of(self.study),
             )
         return artifact_id
 

@@ -14,6 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_robust import _optuna_compat as compat
 from optuna_robust._imports import import_optional
 from optuna_robust._records import WINNER_KEY
 from optuna_robust._records import instance_losses
@@ -158,9 +159,9 @@ def attach_comparison(
         others = [s for s in (robust_study, *targets) if s is not study]
         sections[study.study_name] = comparison_section(
             rows,
-            figure_url=artifact_url(study._study_id, figure_id),
+            figure_url=artifact_url(compat.study_id(study), figure_id),
             baseline=baseline,
-            see_also=[(f"{s.study_name} note", note_page_url(s._study_id)) for s in others],
+            see_also=[(f"{s.study_name} note", note_page_url(compat.study_id(s))) for s in others],
         )
         section = sections[study.study_name]
         dashboard.save_note(
@@ -168,9 +169,9 @@ def attach_comparison(
         )
     selection_section = comparison_section(
         rows,
-        figure_url=artifact_url(tpe_study._study_id, figures[tpe_study.study_name]),
+        figure_url=artifact_url(compat.study_id(tpe_study), figures[tpe_study.study_name]),
         baseline=baseline,
-        see_also=[(f"{s.study_name} note", note_page_url(s._study_id)) for s in targets],
+        see_also=[(f"{s.study_name} note", note_page_url(compat.study_id(s))) for s in targets],
     )
     note = dashboard.get_note(robust_study)
     dashboard.save_note(robust_study, replace_section(note, COMPARISON_HEADING, selection_section))

@@ -16,6 +16,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial
 
+from optuna_robust import _optuna_compat as compat
 from optuna_robust._imports import import_optional
 from optuna_robust._records import WINNER_KEY
 from optuna_robust._records import Phase
@@ -148,7 +149,7 @@ def attach_selection(
         checked_trial(study, winner)
     trials = _best_trials(study, result, max_trials)
     baseline = study_baseline(study)
-    sid = study._study_id
+    sid = compat.study_id(study)
 
     funnel = writer.upload_figure(plot_selection_funnel(result), "selection-funnel.png")
     winner_phase: Phase = "final" if result.budget.final_instances else "selection"
@@ -207,7 +208,7 @@ def _best_trials(
 def _model_row(study_id: int, trial: FrozenTrial, files: TrialArtifacts | None) -> ModelRow:
     links = [("page", trial_page_url(study_id, trial.number))]
     if files is not None:
-        trial_id = trial._trial_id if files.on_trial else None
+        trial_id = compat.trial_id(None, trial) if files.on_trial else None
         for text, artifact_id in (
             ("PNG", files.boxplot),
             ("CSV", files.records_csv),

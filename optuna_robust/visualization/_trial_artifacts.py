@@ -16,6 +16,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
 import pandas as pd
 
+from optuna_robust import _optuna_compat as compat
 from optuna_robust._imports import import_optional
 from optuna_robust._records import PHASES
 from optuna_robust._records import WINNER_KEY
@@ -183,7 +184,7 @@ def attach_trial(
 
             study.optimize(objective)
             names = {m.filename for m in optuna.artifacts.get_all_artifact_meta(study.trials[0],
-                                                                                storage=study._storage)}
+                                                                                storage=compat.storage_of(study))}
             assert names == {f"trial-00000-instances.{ext}" for ext in ("png", "csv", "json")}
 
     Args:
@@ -208,12 +209,12 @@ def attach_trial(
     check_baseline(baseline, None)
     if isinstance(trial, int) and not isinstance(trial, bool):
         try:
-            trial_id = study._storage.get_trial_id_from_study_id_trial_number(
-                study._study_id, trial
+            trial_id = compat.storage_of(study).get_trial_id_from_study_id_trial_number(
+                compat.study_id(study), trial
             )
         except KeyError:
             raise ValueError(f"Study {study.study_name!r} has no trial number {trial}.") from None
-        trial = study._storage.get_trial(trial_id)
+        trial = compat.storage_of(study).get_trial(trial_id)
     frozen = checked_trial(study, _frozen(study, trial))
     writer = ArtifactWriter(study, artifact_dir)
     baseline = study_baseline(study) if baseline is None else baseline
@@ -232,13 +233,13 @@ def _frozen(study: optuna.Study, trial: object) -> FrozenTrial:
     """The frozen state of ``trial``; a running ``optuna.Trial`` is read from the storage."""
     if isinstance(trial, optuna.Trial):
         # Study ids repeat across storages (every in-memory study is 0): the name tells apart.
-        same = (trial.study.study_name, trial.study._study_id)
-        if same != (study.study_name, study._study_id):
+        same = (trial.study.study_name, compat.study_id(trial.study))
+        if same != (study.study_name, compat.study_id(study)):
             raise ValueError(
                 f"Trial {trial.number} belongs to study {trial.study.study_name!r}, not to "
                 f"{study.study_name!r}."
             )
-        return study._storage.get_trial(trial._trial_id)
+        return compat.storage_of(study).get_trial(compat.trial_id(study, trial))
     if not isinstance(trial, FrozenTrial):
         raise ValueError(f"trial must be a trial or a trial number but got {trial!r}.")
     return trial
@@ -246,21 +247,21 @@ def _frozen(study: optuna.Study, trial: object) -> FrozenTrial:
 
 def checked_trial(study: optuna.Study, trial: FrozenTrial) -> FrozenTrial:
     try:
-        trial_id = study._storage.get_trial_id_from_study_id_trial_number(
-            study._study_id, trial.number
+        trial_id = compat.storage_of(study).get_trial_id_from_study_id_trial_number(
+            compat.study_id(study), trial.number
         )
     except KeyError:
         trial_id = None
     # Ids alone can coincide across storages: the start time and params pin the trial down.
-    stored = None if trial_id is None else study._storage.get_trial(trial_id)
+    stored = None if trial_id is None else compat.storage_of(study).get_trial(trial_id)
     if (
         stored is None
-        or trial_id != trial._trial_id
+        or trial_id != compat.trial_id(study, trial)
         or stored.datetime_start != trial.datetime_start
         or stored.params != trial.params
     ):
         raise ValueError(
-            f"Trial {trial.number} (id {trial._trial_id}) is not a trial of study "
+            f"Trial {trial.number} (id {compat.trial_id(study, trial)}) is not a trial of study "
             f"{study.study_name!r}; pass the study the selection ran on."
         )
     return trial
@@ -307,18 +308,21 @@ def _attach_trial(
     records_json = writer.upload(content, f"{stem}.json", target)
     # The trial page shows artifacts as thumbnails: its note shows the figure at full width.
     study = writer.study
-    trial_id = trial._trial_id if on_trial else None
+    sid = compat.study_id(study)
+    trial_id = compat.trial_id(study, trial) if on_trial else None
     note = trial_note(
         trial,
-        figure_url=artifact_url(study._study_id, boxplot, trial_id),
+        figure_url=artifact_url(sid, boxplot, trial_id),
         links=[
-            ("CSV", artifact_url(study._study_id, records_csv, trial_id)),
-            ("JSON, curves included", artifact_url(study._study_id, records_json, trial_id)),
+            ("CSV", artifact_url(sid, records_csv, trial_id)),
+            ("JSON, curves included", artifact_url(sid, records_json, trial_id)),
         ],
         baseline=baseline,
     )
     dashboard = import_optional("optuna_dashboard")
-    dashboard.save_note(_NoteTarget(study, study._storage, trial._trial_id), note)
+    dashboard.save_note(
+        _NoteTarget(study, compat.storage_of(study), compat.trial_id(study, trial)), note
+    )
     return TrialArtifacts(trial.number, boxplot, records_csv, records_json, on_trial)
 
 
