@@ -69,6 +69,9 @@ def test_the_core_imports_neither_the_application_nor_the_figures() -> None:
             assert not target.startswith(("optuna_robust.calo", "optuna_robust.visualization")), (
                 f"{path.name} imports {target}"
             )
+    for path in sorted((CORE / "visualization").glob("*.py")):
+        for target in _imports(path):
+            assert not target.startswith("optuna_robust.calo"), f"{path.name} imports {target}"
 
 
 def test_importing_the_core_loads_no_heavy_dependency() -> None:

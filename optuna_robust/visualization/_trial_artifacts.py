@@ -183,8 +183,8 @@ def attach_trial(
 
 
             study.optimize(objective)
-            names = {m.filename for m in optuna.artifacts.get_all_artifact_meta(study.trials[0],
-                                                                                storage=compat.storage_of(study))}
+            metas = optuna.artifacts.get_all_artifact_meta(study.trials[0], storage=study._storage)
+            names = {m.filename for m in metas}
             assert names == {f"trial-00000-instances.{ext}" for ext in ("png", "csv", "json")}
 
     Args:

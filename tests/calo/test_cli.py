@@ -4,29 +4,16 @@ from __future__ import annotations
 
 from importlib import metadata
 from pathlib import Path
-import re
 
 import optuna
 import pytest
 
-import optuna_robust
 from optuna_robust.calo import cli
 
 
 def test_console_script_is_the_calo_command_line() -> None:
     (script,) = metadata.entry_points(group="console_scripts", name="optuna-robust")
     assert script.load() is cli.main
-
-
-def test_the_core_never_imports_the_calorimeter_application() -> None:
-    core = Path(optuna_robust.__file__).parent
-    application = re.compile(r"optuna_robust\.calo\b|from optuna_robust import calo|from \.+calo")
-    importers = [
-        str(path.relative_to(core))
-        for path in sorted(core.rglob("*.py"))
-        if path.relative_to(core).parts[0] != "calo" and application.search(path.read_text())
-    ]
-    assert importers == []
 
 
 def _fails(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
