@@ -52,21 +52,12 @@ def run_fingerprint(
     }
 
 
-def check_run(
-    study: Study,
-    sampler: RobustSampler,
-    pruner: RobustPruner,
-    *,
-    seed: int,
-    pairing: str,
-    final: int,
-) -> None:
+def check_run(study: Study, current: dict[str, Any]) -> None:
     """Store the run's fingerprint on the first call; refuse a rerun that differs from it.
 
     Raises:
         ValueError: The study holds a run with other settings; the message names each one.
     """
-    current = run_fingerprint(study, sampler, pruner, seed=seed, pairing=pairing, final=final)
     storage = storage_of(study)
     stored = storage.get_study_system_attrs(study_id(study)).get(RUN_KEY)
     if stored is None:

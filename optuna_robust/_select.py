@@ -43,6 +43,7 @@ from optuna_robust._result import PAPER_FINAL_INSTANCES
 from optuna_robust._result import SelectionBudget
 from optuna_robust._result import SelectionResult
 from optuna_robust._run import check_run
+from optuna_robust._run import run_fingerprint
 from optuna_robust._sampler import RobustSampler
 from optuna_robust._stats import check_direction
 
@@ -184,7 +185,10 @@ def select(
     check_executor(executor, train_fn, timeout)
     study_seed = resolve_seed(study, seed)
     with driver_lease(study) as lease:
-        check_run(study, sampler, pruner, seed=study_seed, pairing=pairing, final=final_instances)
+        fingerprint = run_fingerprint(
+            study, sampler, pruner, seed=study_seed, pairing=pairing, final=final_instances
+        )
+        check_run(study, fingerprint)
         run = _Selection(study, sampler, pruner, train_fn, executor, study_seed, pairing)
         run.lease = lease
         run.progress = show_progress_bar
