@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from collections.abc import Iterator
 from collections.abc import Sequence
 import concurrent.futures
+import contextlib
+import os
+import signal
 import sys
 from typing import Any
 
@@ -36,6 +40,14 @@ def _ranged(kind: Callable[[str], Any], low: float, high: float | None = None) -
 COUNT = _ranged(int, 1)
 SEED = _ranged(int, 0)
 FRACTION = _ranged(float, 0.0)
+
+
+class _Terminated(BaseException):
+    """SIGTERM (a batch system's time limit, ``kill``): ends the command like Ctrl-C.
+
+    A BaseException, like KeyboardInterrupt, so that ``select`` does not take it for a model's
+    training error.
+    """
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -251,10 +263,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     from optuna_robust.calo.experiments import StorageError
 
     try:
-        args.handler(args)
+        with _sigterm_interrupts():
+            args.handler(args)
+    except (KeyboardInterrupt, _Terminated) as interrupt:
+        kept = (
+            "the --out file is as it was"
+            if args.command == "simulate"
+            else "what was stored is kept; rerun the same command to continue"
+        )
+        status = 143 if isinstance(interrupt, _Terminated) else 130
+        parser.exit(status, f"optuna-robust {args.command}: interrupted; {kept}.\n")
     except (ValueError, StorageError, FileNotFoundError) as error:
         parser.exit(2, f"optuna-robust {args.command}: error: {error}\n")
     return 0
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Turn SIGTERM into an exception, so it cleans up (temporary files, the lease) like Ctrl-C."""
+
+    owner = os.getpid()
+
+    def terminate(signum: int, frame: object) -> None:
+        if os.getpid() != owner:  # a forked pool worker inherited this: die as SIGTERM would
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise _Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
