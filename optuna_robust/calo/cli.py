@@ -78,6 +78,8 @@ def _simulate(args: argparse.Namespace) -> None:
 
 def _select(args: argparse.Namespace) -> None:
     from optuna_robust.calo.data import CaloData
+    from optuna_robust.calo.experiments import NoWinner
+    from optuna_robust.calo.experiments import no_winner_reason
     from optuna_robust.calo.experiments import parametric_baseline
     from optuna_robust.calo.experiments import robust_selection
     from optuna_robust.calo.spaces import load_space
@@ -91,8 +93,7 @@ def _select(args: argparse.Namespace) -> None:
             data, task=args.task, n_train=args.n_train, n_test=args.n_test, seed=args.seed
         )
         print(f"Parametric baseline loss: {baseline:.6g} (gate at {1 + args.tolerance_gate:.2f}x)")
-    executor = concurrent.futures.ProcessPoolExecutor(args.workers) if args.workers > 1 else None
-    try:
+    with _process_pool(args.workers) as executor:
         result = robust_selection(
             storage=storage,
             study_name=args.study,
@@ -110,20 +111,37 @@ def _select(args: argparse.Namespace) -> None:
             artifact_dir=args.artifact_dir,
             threads=args.threads,
         )
-    finally:
-        if executor is not None:
-            executor.shutdown()
     print(result.rounds.to_string(index=False))
     budget = result.budget
     spent = f"{budget.instances} of {budget.exhaustive} exhaustive ({budget.fraction:.1%})"
     print(f"\nTrainings: {spent}")
     if not result.winners:
-        print("No model passed the baseline gate: loosen --tolerance-gate or train longer.")
-        return
+        raise NoWinner(
+            no_winner_reason(
+                storage, args.study, baseline=baseline, baseline_tolerance=args.tolerance_gate
+            )
+        )
     report = robustness_report(
         result.winners, phase="final" if args.final_instances else "selection"
     )
     print(report.drop(columns=["statistic"]).to_string(index=False))
+
+
+@contextlib.contextmanager
+def _process_pool(workers: int) -> Iterator[concurrent.futures.ProcessPoolExecutor | None]:
+    """A pool of ``workers`` training processes, or ``None`` for one worker.
+
+    Queued work is cancelled when the block ends, so that an error comes out at once instead
+    of after the queue has drained.
+    """
+    if workers == 1:
+        yield None
+        return
+    executor = concurrent.futures.ProcessPoolExecutor(workers)
+    try:
+        yield executor
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _nas(args: argparse.Namespace) -> None:
@@ -257,24 +275,38 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return 0 when done, or exit with another status and one line.
+
+    Exit status: 1 a selection that ended without a winner (the line names the cause); 2 bad
+    input, or a run stopped by something that is not a model's fault; 130 interrupted by
+    Ctrl-C, 143 by SIGTERM.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from optuna_robust import LeaseError
+    from optuna_robust import SelectionStopped
+    from optuna_robust.calo.experiments import NoWinner
     from optuna_robust.calo.experiments import StorageError
+
+    def fail(status: int, message: str) -> None:
+        text = " ".join(message.split())  # one line, whatever the error's own layout
+        parser.exit(status, f"optuna-robust {args.command}: {text}\n")
 
     try:
         with _sigterm_interrupts():
             args.handler(args)
+    except NoWinner as error:
+        fail(1, f"no winner: {error}")
     except (KeyboardInterrupt, _Terminated) as interrupt:
         kept = (
             "the --out file is as it was"
             if args.command == "simulate"
             else "what was stored is kept; rerun the same command to continue"
         )
-        status = 143 if isinstance(interrupt, _Terminated) else 130
-        parser.exit(status, f"optuna-robust {args.command}: interrupted; {kept}.\n")
-    except (ValueError, StorageError, FileNotFoundError) as error:
-        parser.exit(2, f"optuna-robust {args.command}: error: {error}\n")
+        fail(143 if isinstance(interrupt, _Terminated) else 130, f"interrupted; {kept}.")
+    except (ValueError, FileNotFoundError, StorageError, SelectionStopped, LeaseError) as error:
+        fail(2, f"error: {error}")
     return 0
 
 

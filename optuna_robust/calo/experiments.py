@@ -6,8 +6,10 @@ baseline and the robustness measurements of both live side by side in one storag
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 import concurrent.futures
+import math
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,9 @@ from optuna_robust import robustness_report
 from optuna_robust import select
 
 # No public name stores "final" instance records on a trial made with create_trial, so
-# robustness() uses the core's record format directly; these two are its only private imports.
+# robustness() uses the core's record format directly; and no_winner_reason() reads the error
+# select keeps on a failed trial. These three are the module's only private imports.
+from optuna_robust._records import ERROR_KEY
 from optuna_robust._records import make_record
 from optuna_robust._records import record_attrs
 from optuna_robust.calo.baselines import baseline_loss
@@ -43,6 +47,10 @@ _OLD_SOURCE_KEY = "robust:source"
 
 class StorageError(RuntimeError):
     """A storage URL that cannot be opened; the message says which and why."""
+
+
+class NoWinner(RuntimeError):
+    """A selection ran to its end without a winner; the message names the cause."""
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
@@ -216,6 +224,92 @@ def robustness(
     )
     target.add_trial(frozen)
     return target.trials[-1]
+
+
+def no_winner_reason(
+    storage: optuna.storages.BaseStorage | str,
+    study_name: str,
+    *,
+    baseline: float | None = None,
+    baseline_tolerance: float = 0.2,
+) -> str:
+    """Why the selection in a study ended without a winner, in one line, from its trials.
+
+    Args:
+        storage:
+            The storage, or its URL.
+        study_name:
+            The selection's study.
+        baseline:
+            The baseline loss of the selection's gate (``None``: it had no gate).
+        baseline_tolerance:
+            The gate's tolerance, as given to :func:`robust_selection`.
+
+    Returns:
+        The cause: every model failed (with the most common error), no model passed the
+        gate (with the best value seen), or every model left at the end diverged.
+    """
+    trials = optuna.load_study(storage=storage, study_name=study_name).get_trials(deepcopy=False)
+    pruner = RobustPruner(baseline=baseline, baseline_tolerance=baseline_tolerance)
+    gate = pruner.gate_limit()
+    state = optuna.trial.TrialState
+    failed = [t for t in trials if t.state == state.FAIL]
+    errors = Counter(str(t.system_attrs.get(ERROR_KEY, "no error was stored")) for t in failed)
+    failures = ""
+    if errors:
+        error, count = errors.most_common(1)[0]
+        failures = f"{count} with: {error}"
+    if failed and len(failed) == len(trials):
+        return f"every model failed ({len(failed)} of {len(trials)}); {failures}"
+    if failures:
+        failures = f"; besides, {len(failed)} models failed, {failures}"
+    diverged = _diverged_winners(trials)
+    if diverged:
+        trial, phase, n = diverged[0]
+        return (
+            f"every winner diverged: trial {trial.number} ({model_config(trial)}) was left at "
+            f"the end, but all {n} of its {phase} instances have a NaN or infinite loss"
+            f"{failures}"
+        )
+    first_values = [
+        t.intermediate_values[min(t.intermediate_values)]
+        for t in trials
+        if t.state != state.FAIL and t.intermediate_values
+    ]
+    if gate is not None and first_values and all(not v <= gate for v in first_values):
+        best = min(first_values, key=lambda v: v if math.isfinite(v) else math.inf)
+        return (
+            f"no model passed the baseline gate at {gate:.6g}: the best of "
+            f"{len(first_values)} models had {best:.6g} after its first instances; loosen "
+            f"--tolerance-gate or train longer{failures}"
+        )
+    if first_values and all(not math.isfinite(v) for v in first_values):
+        return f"every model diverged: all their losses are NaN or infinite{failures}"
+    counts = Counter(t.state.name for t in trials)
+    return f"no model completed (trials by state: {dict(counts)}){failures}"
+
+
+def _diverged_winners(
+    trials: Sequence[optuna.trial.FrozenTrial],
+) -> list[tuple[optuna.trial.FrozenTrial, str, int]]:
+    """``(trial, phase, instances)`` of each model left at the end whose losses all diverged.
+
+    ``select`` prunes such a model instead of completing it. The models left at the end are
+    those with final instances, or (without final instances) those with the most instances.
+    """
+    pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
+    final = {t.number: instance_losses(t, phase="final") for t in pruned}
+    selection = {t.number: instance_losses(t) for t in pruned}
+    reach = max((losses.size for losses in selection.values()), default=0)
+    found = []
+    for trial in pruned:
+        phase = "final" if final[trial.number].size else "selection"
+        losses = final[trial.number] if phase == "final" else selection[trial.number]
+        if phase == "selection" and (any(f.size for f in final.values()) or losses.size < reach):
+            continue
+        if losses.size and not np.isfinite(losses).any():
+            found.append((trial, phase, int(losses.size)))
+    return found
 
 
 def summarise(storage: optuna.storages.BaseStorage | str) -> pd.DataFrame:
