@@ -15,22 +15,31 @@ from typing import Any
 
 import optuna
 
+from optuna_robust import RobustPruner
 from optuna_robust import robustness_report
 
 DEFAULT_STORAGE = "sqlite:///robust.db"
+# CaloData holds a whole file in memory, 900 bytes per event: 10 million events are 9 GB.
+MAX_EVENTS = 10_000_000
+WORKERS_PER_CPU = 4  # training processes per CPU; more only adds memory and switching
+MAX_WORKERS = WORKERS_PER_CPU * (os.cpu_count() or 1)
 
 
-def _ranged(kind: Callable[[str], Any], low: float, high: float | None = None) -> Any:
-    """An argparse type that refuses values out of ``[low, high]`` with a clear message."""
+def _ranged(
+    kind: Callable[[str], Any], low: float, high: float | None = None, why: str = ""
+) -> Any:
+    """An argparse type that refuses values out of ``[low, high]``; ``why`` explains ``high``."""
 
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if value < low or (high is not None and value > high):
-            bound = f">= {low}" if high is None else f"between {low} and {high}"
-            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {text}")
+        if high is not None and value > high:
+            reason = f" ({why})" if why else ""
+            raise argparse.ArgumentTypeError(f"must be <= {high}{reason}, got {text}")
         return value
 
     parse.__name__ = kind.__name__
@@ -40,6 +49,21 @@ def _ranged(kind: Callable[[str], Any], low: float, high: float | None = None) -
 COUNT = _ranged(int, 1)
 SEED = _ranged(int, 0)
 FRACTION = _ranged(float, 0.0)
+EVENTS = _ranged(
+    int, 1, MAX_EVENTS, f"a file is loaded whole, 900 bytes per event, {MAX_EVENTS * 9e-7:g} GB"
+)
+WORKERS = _ranged(
+    int, 1, MAX_WORKERS, f"{WORKERS_PER_CPU} per CPU of this machine, {os.cpu_count() or 1} CPUs"
+)
+
+
+def _statistic(text: str) -> str:
+    """An argparse type that checks a statistic name the way RobustPruner does."""
+    try:
+        RobustPruner(statistic=text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 class _Terminated(BaseException):
@@ -63,10 +87,10 @@ def _settings(args: argparse.Namespace) -> Any:
     )
 
 
-def _storage(args: argparse.Namespace) -> Any:
+def _storage(args: argparse.Namespace, *, must_exist: bool = False) -> Any:
     from optuna_robust.calo.experiments import open_storage
 
-    return open_storage(args.storage)
+    return open_storage(args.storage, must_exist=must_exist)
 
 
 def _simulate(args: argparse.Namespace) -> None:
@@ -79,20 +103,25 @@ def _simulate(args: argparse.Namespace) -> None:
 def _select(args: argparse.Namespace) -> None:
     from optuna_robust.calo.data import CaloData
     from optuna_robust.calo.experiments import NoWinner
+    from optuna_robust.calo.experiments import check_study
     from optuna_robust.calo.experiments import no_winner_reason
     from optuna_robust.calo.experiments import parametric_baseline
     from optuna_robust.calo.experiments import robust_selection
     from optuna_robust.calo.spaces import load_space
 
+    # Everything is checked before any work: a broken data file found only by the trainer
+    # would fail every model, and a rerun would keep the failures.
     storage = _storage(args)
     candidates = load_space(args.space)
+    check_study(storage, args.study, kind="selection", task=args.task)
+    data = CaloData.from_root(args.data)
     baseline = None
     if not args.no_baseline:
-        data = CaloData.from_root(args.data)
         baseline = parametric_baseline(
             data, task=args.task, n_train=args.n_train, n_test=args.n_test, seed=args.seed
         )
         print(f"Parametric baseline loss: {baseline:.6g} (gate at {1 + args.tolerance_gate:.2f}x)")
+    del data  # the trainer opens the file itself, in each process
     with _process_pool(args.workers) as executor:
         result = robust_selection(
             storage=storage,
@@ -166,7 +195,7 @@ def _robustness(args: argparse.Namespace) -> None:
     from optuna_robust.calo.experiments import robustness
 
     trial = robustness(
-        storage=_storage(args),
+        storage=_storage(args, must_exist=True),
         study_name=args.study,
         trial_number=args.trial,
         data_path=args.data,
@@ -188,7 +217,7 @@ def _report(args: argparse.Namespace) -> None:
     from optuna_robust.calo.experiments import robustness_table
     from optuna_robust.calo.experiments import summarise
 
-    storage = _storage(args)
+    storage = _storage(args, must_exist=True)
     print(summarise(storage).to_string(index=False))
     table = robustness_table(storage)
     if not table.empty:
@@ -230,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = commands.add_parser("simulate", help="fast-simulate photon showers to ROOT")
     simulate.add_argument("--dataset", choices=["A", "B"], required=True)
-    simulate.add_argument("--events", type=COUNT, required=True)
+    simulate.add_argument("--events", type=EVENTS, required=True)
     simulate.add_argument("--seed", type=SEED, default=0)
     simulate.add_argument("--out", required=True, help="ROOT file to write")
     simulate.set_defaults(handler=_simulate)
@@ -239,12 +268,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage(select)
     _add_training(select)
     select.add_argument("--space", default="small", help="paper, small, ... or a .toml file")
-    select.add_argument("--statistic", default="mean", help="mean, median, max, cvar:0.9 ...")
+    select.add_argument(
+        "--statistic", type=_statistic, default="mean", help="mean, median, max, cvar:0.9 ..."
+    )
     select.add_argument("--final-instances", type=_ranged(int, 0), default=50)
     select.add_argument("--n-keep", type=COUNT, default=1, help="winners to keep")
     select.add_argument("--tolerance-gate", type=FRACTION, default=0.2, help="baseline gate")
     select.add_argument("--no-baseline", action="store_true", help="no baseline gate")
-    select.add_argument("--workers", type=COUNT, default=1, help="training processes")
+    select.add_argument(
+        "--workers", type=WORKERS, default=1, help=f"training processes (at most {MAX_WORKERS})"
+    )
     select.add_argument("--artifact-dir", default=None, help="attach results for the dashboard")
     select.set_defaults(handler=_select)
 
@@ -288,9 +321,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from optuna_robust import SelectionStopped
     from optuna_robust.calo.experiments import NoWinner
     from optuna_robust.calo.experiments import StorageError
+    from optuna_robust.calo.experiments import hide_password
 
     def fail(status: int, message: str) -> None:
         text = " ".join(message.split())  # one line, whatever the error's own layout
+        if hasattr(args, "storage"):
+            text = hide_password(text, args.storage)
         parser.exit(status, f"optuna-robust {args.command}: {text}\n")
 
     try:
@@ -305,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else "what was stored is kept; rerun the same command to continue"
         )
         fail(143 if isinstance(interrupt, _Terminated) else 130, f"interrupted; {kept}.")
-    except (ValueError, FileNotFoundError, StorageError, SelectionStopped, LeaseError) as error:
+    except (ValueError, OSError, StorageError, SelectionStopped, LeaseError) as error:
         fail(2, f"error: {error}")
     return 0
 
