@@ -4,29 +4,42 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from collections.abc import Iterator
 from collections.abc import Sequence
 import concurrent.futures
+import contextlib
+import os
+import signal
 import sys
 from typing import Any
 
 import optuna
 
+from optuna_robust import RobustPruner
 from optuna_robust import robustness_report
 
 DEFAULT_STORAGE = "sqlite:///robust.db"
+# CaloData holds a whole file in memory, 900 bytes per event: 10 million events are 9 GB.
+MAX_EVENTS = 10_000_000
+WORKERS_PER_CPU = 4  # training processes per CPU; more only adds memory and switching
+MAX_WORKERS = WORKERS_PER_CPU * (os.cpu_count() or 1)
 
 
-def _ranged(kind: Callable[[str], Any], low: float, high: float | None = None) -> Any:
-    """An argparse type that refuses values out of ``[low, high]`` with a clear message."""
+def _ranged(
+    kind: Callable[[str], Any], low: float, high: float | None = None, why: str = ""
+) -> Any:
+    """An argparse type that refuses values out of ``[low, high]``; ``why`` explains ``high``."""
 
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if value < low or (high is not None and value > high):
-            bound = f">= {low}" if high is None else f"between {low} and {high}"
-            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {text}")
+        if high is not None and value > high:
+            reason = f" ({why})" if why else ""
+            raise argparse.ArgumentTypeError(f"must be <= {high}{reason}, got {text}")
         return value
 
     parse.__name__ = kind.__name__
@@ -36,6 +49,29 @@ def _ranged(kind: Callable[[str], Any], low: float, high: float | None = None) -
 COUNT = _ranged(int, 1)
 SEED = _ranged(int, 0)
 FRACTION = _ranged(float, 0.0)
+EVENTS = _ranged(
+    int, 1, MAX_EVENTS, f"a file is loaded whole, 900 bytes per event, {MAX_EVENTS * 9e-7:g} GB"
+)
+WORKERS = _ranged(
+    int, 1, MAX_WORKERS, f"{WORKERS_PER_CPU} per CPU of this machine, {os.cpu_count() or 1} CPUs"
+)
+
+
+def _statistic(text: str) -> str:
+    """An argparse type that checks a statistic name the way RobustPruner does."""
+    try:
+        RobustPruner(statistic=text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+class _Terminated(BaseException):
+    """SIGTERM (a batch system's time limit, ``kill``): ends the command like Ctrl-C.
+
+    A BaseException, like KeyboardInterrupt, so that ``select`` does not take it for a model's
+    training error.
+    """
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -51,10 +87,10 @@ def _settings(args: argparse.Namespace) -> Any:
     )
 
 
-def _storage(args: argparse.Namespace) -> Any:
+def _storage(args: argparse.Namespace, *, must_exist: bool = False) -> Any:
     from optuna_robust.calo.experiments import open_storage
 
-    return open_storage(args.storage)
+    return open_storage(args.storage, must_exist=must_exist)
 
 
 def _simulate(args: argparse.Namespace) -> None:
@@ -66,21 +102,27 @@ def _simulate(args: argparse.Namespace) -> None:
 
 def _select(args: argparse.Namespace) -> None:
     from optuna_robust.calo.data import CaloData
+    from optuna_robust.calo.experiments import NoWinner
+    from optuna_robust.calo.experiments import check_study
+    from optuna_robust.calo.experiments import no_winner_reason
     from optuna_robust.calo.experiments import parametric_baseline
     from optuna_robust.calo.experiments import robust_selection
     from optuna_robust.calo.spaces import load_space
 
+    # Everything is checked before any work: a broken data file found only by the trainer
+    # would fail every model, and a rerun would keep the failures.
     storage = _storage(args)
     candidates = load_space(args.space)
+    check_study(storage, args.study, kind="selection", task=args.task)
+    data = CaloData.from_root(args.data)
     baseline = None
     if not args.no_baseline:
-        data = CaloData.from_root(args.data)
         baseline = parametric_baseline(
             data, task=args.task, n_train=args.n_train, n_test=args.n_test, seed=args.seed
         )
         print(f"Parametric baseline loss: {baseline:.6g} (gate at {1 + args.tolerance_gate:.2f}x)")
-    executor = concurrent.futures.ProcessPoolExecutor(args.workers) if args.workers > 1 else None
-    try:
+    del data  # the trainer opens the file itself, in each process
+    with _process_pool(args.workers) as executor:
         result = robust_selection(
             storage=storage,
             study_name=args.study,
@@ -98,20 +140,37 @@ def _select(args: argparse.Namespace) -> None:
             artifact_dir=args.artifact_dir,
             threads=args.threads,
         )
-    finally:
-        if executor is not None:
-            executor.shutdown()
     print(result.rounds.to_string(index=False))
     budget = result.budget
     spent = f"{budget.instances} of {budget.exhaustive} exhaustive ({budget.fraction:.1%})"
     print(f"\nTrainings: {spent}")
     if not result.winners:
-        print("No model passed the baseline gate: loosen --tolerance-gate or train longer.")
-        return
+        raise NoWinner(
+            no_winner_reason(
+                storage, args.study, baseline=baseline, baseline_tolerance=args.tolerance_gate
+            )
+        )
     report = robustness_report(
         result.winners, phase="final" if args.final_instances else "selection"
     )
     print(report.drop(columns=["statistic"]).to_string(index=False))
+
+
+@contextlib.contextmanager
+def _process_pool(workers: int) -> Iterator[concurrent.futures.ProcessPoolExecutor | None]:
+    """A pool of ``workers`` training processes, or ``None`` for one worker.
+
+    Queued work is cancelled when the block ends, so that an error comes out at once instead
+    of after the queue has drained.
+    """
+    if workers == 1:
+        yield None
+        return
+    executor = concurrent.futures.ProcessPoolExecutor(workers)
+    try:
+        yield executor
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _nas(args: argparse.Namespace) -> None:
@@ -136,7 +195,7 @@ def _robustness(args: argparse.Namespace) -> None:
     from optuna_robust.calo.experiments import robustness
 
     trial = robustness(
-        storage=_storage(args),
+        storage=_storage(args, must_exist=True),
         study_name=args.study,
         trial_number=args.trial,
         data_path=args.data,
@@ -158,7 +217,7 @@ def _report(args: argparse.Namespace) -> None:
     from optuna_robust.calo.experiments import robustness_table
     from optuna_robust.calo.experiments import summarise
 
-    storage = _storage(args)
+    storage = _storage(args, must_exist=True)
     print(summarise(storage).to_string(index=False))
     table = robustness_table(storage)
     if not table.empty:
@@ -200,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = commands.add_parser("simulate", help="fast-simulate photon showers to ROOT")
     simulate.add_argument("--dataset", choices=["A", "B"], required=True)
-    simulate.add_argument("--events", type=COUNT, required=True)
+    simulate.add_argument("--events", type=EVENTS, required=True)
     simulate.add_argument("--seed", type=SEED, default=0)
     simulate.add_argument("--out", required=True, help="ROOT file to write")
     simulate.set_defaults(handler=_simulate)
@@ -209,12 +268,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage(select)
     _add_training(select)
     select.add_argument("--space", default="small", help="paper, small, ... or a .toml file")
-    select.add_argument("--statistic", default="mean", help="mean, median, max, cvar:0.9 ...")
+    select.add_argument(
+        "--statistic", type=_statistic, default="mean", help="mean, median, max, cvar:0.9 ..."
+    )
     select.add_argument("--final-instances", type=_ranged(int, 0), default=50)
     select.add_argument("--n-keep", type=COUNT, default=1, help="winners to keep")
     select.add_argument("--tolerance-gate", type=FRACTION, default=0.2, help="baseline gate")
     select.add_argument("--no-baseline", action="store_true", help="no baseline gate")
-    select.add_argument("--workers", type=COUNT, default=1, help="training processes")
+    select.add_argument(
+        "--workers", type=WORKERS, default=1, help=f"training processes (at most {MAX_WORKERS})"
+    )
     select.add_argument("--artifact-dir", default=None, help="attach results for the dashboard")
     select.set_defaults(handler=_select)
 
@@ -245,16 +308,66 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return 0 when done, or exit with another status and one line.
+
+    Exit status: 1 a selection that ended without a winner (the line names the cause); 2 bad
+    input, or a run stopped by something that is not a model's fault; 130 interrupted by
+    Ctrl-C, 143 by SIGTERM.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from optuna_robust import LeaseError
+    from optuna_robust import SelectionStopped
+    from optuna_robust.calo.experiments import NoWinner
     from optuna_robust.calo.experiments import StorageError
+    from optuna_robust.calo.experiments import hide_password
+
+    def fail(status: int, message: str) -> None:
+        text = " ".join(message.split())  # one line, whatever the error's own layout
+        if hasattr(args, "storage"):
+            text = hide_password(text, args.storage)
+        parser.exit(status, f"optuna-robust {args.command}: {text}\n")
 
     try:
-        args.handler(args)
-    except (ValueError, StorageError, FileNotFoundError) as error:
-        parser.exit(2, f"optuna-robust {args.command}: error: {error}\n")
+        with _sigterm_interrupts():
+            args.handler(args)
+    except NoWinner as error:
+        fail(1, f"no winner: {error}")
+    except (KeyboardInterrupt, _Terminated) as interrupt:
+        kept = (
+            "the --out file is as it was"
+            if args.command == "simulate"
+            else "what was stored is kept; rerun the same command to continue"
+        )
+        fail(143 if isinstance(interrupt, _Terminated) else 130, f"interrupted; {kept}.")
+    except (ValueError, OSError, StorageError, SelectionStopped, LeaseError) as error:
+        fail(2, f"error: {error}")
     return 0
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Turn SIGTERM into an exception, so it cleans up (temporary files, the lease) like Ctrl-C."""
+
+    owner = os.getpid()
+
+    def terminate(signum: int, frame: object) -> None:
+        if os.getpid() != owner:  # a forked pool worker inherited this: die as SIGTERM would
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise _Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

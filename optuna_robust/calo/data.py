@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from collections.abc import Mapping
 from pathlib import Path
+import re
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 from typing import Any
@@ -22,7 +23,7 @@ from optuna_robust.calo._sample import Sample
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DEFAULT_BRANCHES", "GRID_SIZE", "CaloData", "CaloDataError"]
+__all__ = ["DEFAULT_BRANCHES", "GRID_SIZE", "CaloData", "CaloDataError", "expected_events_note"]
 
 GRID_SIZE = 15  # cells per side of a cluster
 REQUIRED_COLUMNS = ("deposits", "energy", "x", "y")
@@ -30,6 +31,10 @@ OPTIONAL_COLUMNS = ("theta", "phi", "e_t")  # extra truth, e.g. for dataset B
 DEFAULT_BRANCHES: Mapping[str, str] = MappingProxyType(
     {name: name for name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS}
 )
+# calo.simulate notes in its TTree's title how many events it was asked for, so that a file cut
+# short (a killed writer, an interrupted copy) is refused instead of read as a smaller dataset.
+# Files without the note, such as GEANT4's, are read as they are.
+_EXPECTED_EVENTS = re.compile(r"\[expected_events=(\d+)\]")
 # Separate random streams, so that a training and a test sample with equal seeds are unrelated.
 _TRAINING_STREAM = 1
 _TEST_STREAM = 2
@@ -37,6 +42,14 @@ _TEST_STREAM = 2
 
 class CaloDataError(ValueError):
     """Calorimeter data that cannot be used; the message names the source and the problem."""
+
+
+def expected_events_note(n_events: int) -> str:
+    """The note in a TTree title that says how many events the file was written for.
+
+    :meth:`CaloData.from_root` refuses a file whose tree holds fewer events than its note says.
+    """
+    return f"[expected_events={n_events}]"
 
 
 class CaloData:
@@ -151,7 +164,9 @@ class CaloData:
         Raises:
             FileNotFoundError: ``path`` does not exist.
             CaloDataError: The file is not a readable ROOT file, has no such TTree or branch,
-                or its data fail the checks of :class:`CaloData`.
+                holds fewer events than its tree's title says it was written for (see
+                :func:`expected_events_note`), or its data fail the checks of
+                :class:`CaloData`.
         """
         uproot = import_optional("uproot")
         path = Path(path)
@@ -189,6 +204,13 @@ class CaloData:
                     )
             names = {name: branch for name, branch in names.items() if branch in available}
             n_events = tree.num_entries
+            expected = _EXPECTED_EVENTS.search(tree.title or "")
+            if expected is not None and n_events < int(expected[1]):
+                raise CaloDataError(
+                    f"{path}: TTree {tree_name!r} holds {n_events} events but was written for "
+                    f"{int(expected[1])}: its writer stopped before the end (killed, interrupted "
+                    "or out of disk space). Write the file again."
+                )
             if n_events < min_events:
                 raise CaloDataError(
                     f"{path}: TTree {tree_name!r} has {n_events} events, fewer than "

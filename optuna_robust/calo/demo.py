@@ -15,7 +15,9 @@ import pandas as pd
 
 from optuna_robust import robustness_report
 from optuna_robust.calo.data import CaloData
+from optuna_robust.calo.experiments import NoWinner
 from optuna_robust.calo.experiments import nas
+from optuna_robust.calo.experiments import no_winner_reason
 from optuna_robust.calo.experiments import open_storage
 from optuna_robust.calo.experiments import parametric_baseline
 from optuna_robust.calo.experiments import robust_selection
@@ -37,7 +39,11 @@ SETTINGS = TrainSettings(
 
 
 def run_demo(*, storage: str, study_prefix: str, seed: int, workdir: str | Path) -> pd.DataFrame:
-    """Run the whole demo and print its table; return the table."""
+    """Run the whole demo and print its table; return the table.
+
+    Raises:
+        NoWinner: The robust selection ended without a winner; the message says why.
+    """
     start = time.perf_counter()
     open_storage(storage)
     data_path = Path(workdir) / f"demo_A_{EVENTS}_seed{seed}.root"
@@ -69,7 +75,13 @@ def run_demo(*, storage: str, study_prefix: str, seed: int, workdir: str | Path)
     )
     print(selection.rounds.to_string(index=False))
     if not selection.winners:
-        raise RuntimeError("No model passed the baseline gate; the demo cannot compare winners.")
+        reason = no_winner_reason(
+            storage,
+            f"{study_prefix}-robust",
+            baseline=baseline,
+            baseline_tolerance=GATE_TOLERANCE,
+        )
+        raise NoWinner(f"{reason}; the demo cannot compare winners")
     budget = selection.budget.selection_instances
     print(f"3. TPE NAS in the same storage with the same {budget} trainings")
     tpe = nas(

@@ -6,9 +6,12 @@ baseline and the robustness measurements of both live side by side in one storag
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 import concurrent.futures
+import math
 from pathlib import Path
+import re
 from typing import Any
 
 import numpy as np
@@ -25,7 +28,9 @@ from optuna_robust import robustness_report
 from optuna_robust import select
 
 # No public name stores "final" instance records on a trial made with create_trial, so
-# robustness() uses the core's record format directly; these two are its only private imports.
+# robustness() uses the core's record format directly; and no_winner_reason() reads the error
+# select keeps on a failed trial. These three are the module's only private imports.
+from optuna_robust._records import ERROR_KEY
 from optuna_robust._records import make_record
 from optuna_robust._records import record_attrs
 from optuna_robust.calo.baselines import baseline_loss
@@ -45,8 +50,54 @@ class StorageError(RuntimeError):
     """A storage URL that cannot be opened; the message says which and why."""
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """Open an Optuna storage, turning driver errors into one clear :class:`StorageError`."""
+class NoWinner(RuntimeError):
+    """A selection ran to its end without a winner; the message names the cause."""
+
+
+# scheme://user:password@ in any text: the password part, up to the "@".
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^\s:/@'\"]*:)[^\s@'\"]*@")
+
+
+def hide_password(text: str, url: str) -> str:
+    """``text`` with the password of the storage ``url``, and of any URL in it, as ``***``.
+
+    Example: ``postgresql://user:secret@host/db`` becomes ``postgresql://user:***@host/db``.
+    """
+    text = _URL_PASSWORD.sub(r"\1***@", text)
+    match = _URL_PASSWORD.search(url)
+    password = url[match.end(1) : match.end() - 1] if match else ""
+    if len(password) >= 4:  # a driver may echo it bare; shorter ones would mask common words
+        text = text.replace(password, "***")
+    return text
+
+
+def open_storage(url: str, *, must_exist: bool = False) -> optuna.storages.BaseStorage:
+    """Open an Optuna storage, turning driver errors into one clear :class:`StorageError`.
+
+    Args:
+        url:
+            An RDB storage URL, e.g. ``sqlite:///robust.db`` or ``postgresql://user@host/db``.
+            In-memory SQLite (``sqlite:///``, ``sqlite:///:memory:``) is refused: the
+            results would be lost when the process ends.
+        must_exist:
+            Refuse a SQLite file that does not exist instead of creating it (for commands
+            that only read, where a new file means a mistyped path).
+
+    Raises:
+        StorageError: The storage cannot be opened; the message (password masked) says why.
+    """
+    shown = hide_password(url, url)
+    database = _sqlite_database(url)
+    if database is not None and database in ("", ":memory:"):
+        raise StorageError(
+            f"Storage {shown!r} is an in-memory SQLite database: every result would be lost "
+            "when the command ends. Name a file instead, e.g. sqlite:///robust.db."
+        )
+    if must_exist and database is not None and not Path(database).is_file():
+        raise StorageError(
+            f"There is no storage at {database!r} (from {shown!r}): the SQLite file does not "
+            "exist. Check the path; this command reads a storage and creates none."
+        )
     try:
         storage = optuna.storages.get_storage(url)
         storage.get_all_studies()  # touch it: RDB engines connect lazily
@@ -54,10 +105,79 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         text = str(error).strip()
         reason = text.splitlines()[0].rstrip(".") if text else type(error).__name__
         raise StorageError(
-            f"Cannot open storage {url!r}: {reason}. Check the URL and that the database "
-            "server runs (e.g. sqlite:///robust.db, postgresql://user@host/db)."
+            hide_password(
+                f"Cannot open storage {shown!r}: {reason}. Check the URL and that the database "
+                "server runs (e.g. sqlite:///robust.db, postgresql://user@host/db).",
+                url,
+            )
         ) from None
     return storage
+
+
+def _sqlite_database(url: str) -> str | None:
+    """The database path of a SQLite URL (``""`` for an in-memory one); ``None`` for others."""
+    if not url.startswith("sqlite:"):
+        return None
+    import sqlalchemy.engine
+
+    try:
+        return sqlalchemy.engine.make_url(url).database or ""
+    except sqlalchemy.exc.ArgumentError:
+        return None  # get_storage names the problem
+
+
+def check_study(
+    storage: optuna.storages.BaseStorage | str,
+    study_name: str,
+    *,
+    kind: str,
+    task: str | None = None,
+) -> None:
+    """Refuse to write ``kind`` work into a study that holds other work, before writing to it.
+
+    A new study, or an empty one made beforehand (``optuna create-study``), is fine.
+
+    Args:
+        storage:
+            The storage, or its URL.
+        study_name:
+            The study to write to.
+        kind:
+            ``"selection"``, ``"nas"`` or ``"robustness"``.
+        task:
+            The task the work is for; a study that stores another task is refused.
+
+    Raises:
+        ValueError: The study holds another kind of study, trials of a plain Optuna study,
+            or the same kind for another task.
+    """
+    if isinstance(storage, str):
+        storage = optuna.storages.get_storage(storage)
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return
+    attrs = storage.get_study_user_attrs(study_id)
+    stored_kind = attrs.get(KIND_KEY)
+    n_trials = len(storage.get_all_trials(study_id, deepcopy=False))
+    if stored_kind is None and n_trials == 0:
+        return
+    if stored_kind != kind:
+        what = (
+            f"a {stored_kind} study"
+            if stored_kind is not None
+            else f"a plain Optuna study ({n_trials} trials)"
+        )
+        raise ValueError(
+            f"Study {study_name!r} holds {what}, not a {kind} study; writing {kind} trials "
+            "into it would mix the two. Use another study name (--study)."
+        )
+    stored_task = attrs.get("task")
+    if task is not None and stored_task is not None and stored_task != task:
+        raise ValueError(
+            f"Study {study_name!r} holds a {kind} for task {stored_task!r}, not {task!r}; "
+            f"continue it with task {stored_task!r}, or use another study name for {task!r}."
+        )
 
 
 def parametric_baseline(
@@ -94,7 +214,12 @@ def robust_selection(
     ``threads`` is torch's CPU thread count per training process (``None``: torch's default).
     One thread is the default: these networks are small, and two OpenMP threads on a busy
     2-core machine made training ten times slower here; use an executor for parallelism.
+
+    Raises:
+        ValueError: The study holds another kind of study or another task (see
+            :func:`check_study`), or ``select`` refused the run.
     """
+    check_study(storage, study_name, kind="selection", task=task)
     study = optuna.create_study(
         storage=storage,
         study_name=study_name,
@@ -147,7 +272,13 @@ def nas(
     show_progress_bar: bool = True,
     threads: int | None = 1,
 ) -> optuna.Study:
-    """The paper's NAS baseline (section 7): TPE, one instance per trial, in the same storage."""
+    """The paper's NAS baseline (section 7): TPE, one instance per trial, in the same storage.
+
+    Raises:
+        ValueError: The study holds another kind of study or another task (see
+            :func:`check_study`).
+    """
+    check_study(storage, study_name, kind="nas", task=task)
     study = optuna.create_study(
         storage=storage,
         study_name=study_name,
@@ -194,8 +325,18 @@ def robustness(
 
     The instances are the ``final`` instances that ``select`` would train for the same params
     and seed, so a TPE winner and the robust winner are measured exactly the same way.
+
+    Raises:
+        ValueError: No such study or trial, or ``<study>:robustness`` holds other work.
     """
-    source = optuna.load_study(storage=storage, study_name=study_name)
+    try:
+        source = optuna.load_study(storage=storage, study_name=study_name)
+    except KeyError:
+        names = optuna.get_all_study_names(storage)
+        raise ValueError(
+            f"The storage has no study {study_name!r}; its studies are {names}."
+        ) from None
+    check_study(storage, f"{study_name}:robustness", kind="robustness")
     matches = [t for t in source.get_trials(deepcopy=False) if t.number == trial_number]
     if not matches:
         raise ValueError(
@@ -223,6 +364,92 @@ def robustness(
     )
     target.add_trial(frozen)
     return target.trials[-1]
+
+
+def no_winner_reason(
+    storage: optuna.storages.BaseStorage | str,
+    study_name: str,
+    *,
+    baseline: float | None = None,
+    baseline_tolerance: float = 0.2,
+) -> str:
+    """Why the selection in a study ended without a winner, in one line, from its trials.
+
+    Args:
+        storage:
+            The storage, or its URL.
+        study_name:
+            The selection's study.
+        baseline:
+            The baseline loss of the selection's gate (``None``: it had no gate).
+        baseline_tolerance:
+            The gate's tolerance, as given to :func:`robust_selection`.
+
+    Returns:
+        The cause: every model failed (with the most common error), no model passed the
+        gate (with the best value seen), or every model left at the end diverged.
+    """
+    trials = optuna.load_study(storage=storage, study_name=study_name).get_trials(deepcopy=False)
+    pruner = RobustPruner(baseline=baseline, baseline_tolerance=baseline_tolerance)
+    gate = pruner.gate_limit()
+    state = optuna.trial.TrialState
+    failed = [t for t in trials if t.state == state.FAIL]
+    errors = Counter(str(t.system_attrs.get(ERROR_KEY, "no error was stored")) for t in failed)
+    failures = ""
+    if errors:
+        error, count = errors.most_common(1)[0]
+        failures = f"{count} with: {error}"
+    if failed and len(failed) == len(trials):
+        return f"every model failed ({len(failed)} of {len(trials)}); {failures}"
+    if failures:
+        failures = f"; besides, {len(failed)} models failed, {failures}"
+    diverged = _diverged_winners(trials)
+    if diverged:
+        trial, phase, n = diverged[0]
+        return (
+            f"every winner diverged: trial {trial.number} ({model_config(trial)}) was left at "
+            f"the end, but all {n} of its {phase} instances have a NaN or infinite loss"
+            f"{failures}"
+        )
+    first_values = [
+        t.intermediate_values[min(t.intermediate_values)]
+        for t in trials
+        if t.state != state.FAIL and t.intermediate_values
+    ]
+    if gate is not None and first_values and all(not v <= gate for v in first_values):
+        best = min(first_values, key=lambda v: v if math.isfinite(v) else math.inf)
+        return (
+            f"no model passed the baseline gate at {gate:.6g}: the best of "
+            f"{len(first_values)} models had {best:.6g} after its first instances; loosen "
+            f"--tolerance-gate or train longer{failures}"
+        )
+    if first_values and all(not math.isfinite(v) for v in first_values):
+        return f"every model diverged: all their losses are NaN or infinite{failures}"
+    counts = Counter(t.state.name for t in trials)
+    return f"no model completed (trials by state: {dict(counts)}){failures}"
+
+
+def _diverged_winners(
+    trials: Sequence[optuna.trial.FrozenTrial],
+) -> list[tuple[optuna.trial.FrozenTrial, str, int]]:
+    """``(trial, phase, instances)`` of each model left at the end whose losses all diverged.
+
+    ``select`` prunes such a model instead of completing it. The models left at the end are
+    those with final instances, or (without final instances) those with the most instances.
+    """
+    pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
+    final = {t.number: instance_losses(t, phase="final") for t in pruned}
+    selection = {t.number: instance_losses(t) for t in pruned}
+    reach = max((losses.size for losses in selection.values()), default=0)
+    found = []
+    for trial in pruned:
+        phase = "final" if final[trial.number].size else "selection"
+        losses = final[trial.number] if phase == "final" else selection[trial.number]
+        if phase == "selection" and (any(f.size for f in final.values()) or losses.size < reach):
+            continue
+        if losses.size and not np.isfinite(losses).any():
+            found.append((trial, phase, int(losses.size)))
+    return found
 
 
 def summarise(storage: optuna.storages.BaseStorage | str) -> pd.DataFrame:

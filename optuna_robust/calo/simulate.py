@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from optuna_robust._imports import import_optional
 from optuna_robust.calo.data import DEFAULT_BRANCHES
 from optuna_robust.calo.data import GRID_SIZE
+from optuna_robust.calo.data import expected_events_note
 
 if TYPE_CHECKING:
     import torch
@@ -90,7 +91,10 @@ def simulate(
         seed:
             Seed of all random streams; the same seed gives the same file content.
         out:
-            Path of the ROOT file to write (overwritten if it exists).
+            Path of the ROOT file to write. It is written under a temporary name in the same
+            folder and renamed to ``out`` when complete, so an interrupted run leaves an
+            existing ``out`` unchanged. Its TTree title notes ``n_events``, so that
+            :meth:`~optuna_robust.calo.data.CaloData.from_root` refuses a truncated copy.
         cell_size:
             Cell pitch in mm (LHCb: 40.4 inner, 60.6 middle, 121.2 outer).
         block_size:
@@ -111,6 +115,7 @@ def simulate(
     Raises:
         ValueError: An argument is out of range; the message names it.
         FileNotFoundError: The folder of ``out`` does not exist.
+        IsADirectoryError: ``out`` is a folder.
     """
     if dataset not in ("A", "B"):
         raise ValueError(f"dataset must be 'A' or 'B' but got {dataset!r}.")
@@ -126,6 +131,10 @@ def simulate(
         raise FileNotFoundError(
             f"Cannot write {str(out)!r}: folder {str(out.parent)!r} is missing."
         )
+    if out.is_dir():
+        raise IsADirectoryError(
+            f"Cannot write {str(out)!r}: it is a folder; pass the path of a .root file in it."
+        )
 
     uproot = import_optional("uproot")
     tqdm = import_optional("tqdm").tqdm
@@ -138,13 +147,18 @@ def simulate(
     chunk_size = block_size * -(-_WRITE_CHUNK // block_size)  # whole blocks per basket
     workers = _usable_cpus()
     with (
+        _replaced_when_complete(out) as partial,
         _one_torch_thread(),
         ThreadPoolExecutor(workers) as pool,
         # ZSTD: as small as ZLIB for these floats, 8x faster to write and 3x to read.
-        uproot.recreate(out, compression=uproot.ZSTD(1)) as root_file,
+        uproot.recreate(partial, compression=uproot.ZSTD(1)) as root_file,
         tqdm(total=n_events, unit="event", disable=not progress_bar) as progress,
     ):
-        tree = root_file.mktree("events", {names[k]: v for k, v in shapes.items()}, title=title)
+        tree = root_file.mktree(
+            "events",
+            {names[k]: v for k, v in shapes.items()},
+            title=f"{title} {expected_events_note(n_events)}",
+        )
         blocks = _simulated_blocks(
             dataset, n_events, seed, cell_size, block_size, visible, pool, workers
         )
@@ -171,6 +185,25 @@ def _check_int(name: str, value: int, low: int, high: int | None) -> None:
     ):
         bounds = f">= {low}" if high is None else f"between {low} and {high}"
         raise ValueError(f"{name} must be an integer {bounds} but got {value!r}.")
+
+
+@contextmanager
+def _replaced_when_complete(out: Path) -> Iterator[Path]:
+    """A temporary path next to ``out`` to write to; it replaces ``out`` when the block ends.
+
+    An error or an interrupt removes the temporary file and leaves ``out`` as it was. A writer
+    killed outright (SIGKILL) leaves the hidden ``.<name>.<pid>.partial`` file behind, which
+    :meth:`CaloData.from_root` refuses: its title says how many events it lacks.
+    """
+    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    try:
+        yield partial
+        with open(partial, "rb+") as written:
+            os.fsync(written.fileno())  # on disk before the rename, or a power cut loses both
+        os.replace(partial, out)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def _usable_cpus() -> int:

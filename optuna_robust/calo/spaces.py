@@ -200,12 +200,17 @@ def load_space(name_or_path: str | Path) -> list[dict[str, Any]]:
         batch_size = [32, 64]
 
     Raises:
-        ValueError: Unknown space name, unreadable file, a misspelt key (the message suggests
-            the right one), or a candidate the model family cannot build.
+        ValueError: Unknown space name, a folder or unreadable file, a misspelt key (the
+            message suggests the right one), or a candidate the model family cannot build.
     """
     if str(name_or_path) in _NAMED:
         return _NAMED[str(name_or_path)]()
     path = Path(name_or_path)
+    if path.is_dir():
+        raise ValueError(
+            f"Space {str(name_or_path)!r} is a folder: use one of {', '.join(SPACE_NAMES)} or "
+            "the path of a .toml space file."
+        )
     if path.suffix != ".toml":
         raise ValueError(
             f"Unknown space {str(name_or_path)!r}: use one of {', '.join(SPACE_NAMES)} or the "
@@ -215,6 +220,8 @@ def load_space(name_or_path: str | Path) -> list[dict[str, Any]]:
         document = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ValueError(f"Space file {path} does not exist.") from None
+    except OSError as error:
+        raise ValueError(f"Space file {path} cannot be read: {error.strerror or error}.") from None
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"Space file {path} is not valid TOML: {error}.") from None
     unknown_tables = set(document) - {"space", "fixed", "candidates"}

@@ -14,6 +14,7 @@ import uproot
 from optuna_robust.calo._sample import Sample
 from optuna_robust.calo.data import CaloData
 from optuna_robust.calo.data import CaloDataError
+from optuna_robust.calo.data import expected_events_note
 
 
 def _columns(n: int, seed: int = 0) -> dict[str, NDArray[np.float32]]:
@@ -231,6 +232,26 @@ def test_bad_values_are_refused_naming_the_file_and_event(
     path = _write(tmp_path / "bad.root", columns)
     with pytest.raises(CaloDataError, match=f"bad.root: {message}"):
         CaloData.from_root(path)
+
+
+def test_a_file_with_fewer_events_than_it_was_written_for_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "truncated.root"
+    with uproot.recreate(path) as root_file:
+        # Asked for 100 events, the writer stopped after its first basket of 40.
+        root_file.mktree("events", _columns(40), title=f"a simulation {expected_events_note(100)}")
+    # Before: it loaded as a dataset of 40 events, without a warning.
+    with pytest.raises(
+        CaloDataError,
+        match=r"truncated\.root: TTree 'events' holds 40 events but was written for 100",
+    ):
+        CaloData.from_root(path)
+
+
+def test_a_file_with_its_expected_events_loads(tmp_path: Path) -> None:
+    path = tmp_path / "complete.root"
+    with uproot.recreate(path) as root_file:
+        root_file.mktree("events", _columns(40), title=expected_events_note(40))
+    assert CaloData.from_root(path).n_events == 40
 
 
 def test_too_few_events_are_refused(tmp_path: Path) -> None:
