@@ -281,7 +281,10 @@ class _Selection:
                 break
         winners = alive[: self.pruner.n_keep]
         if not winners:
-            _logger.warning("No model survived the selection (check the baseline gate).")
+            _logger.warning(
+                "No model survived the selection: every model failed, or none passed the "
+                "baseline gate (see the trials' states and their robust:error attrs)."
+            )
         self._train(winners, "final", final_instances, desc="final instances")
         completed = self._complete(winners, final_instances)
         selection = sum(len(m.losses) for m in models)

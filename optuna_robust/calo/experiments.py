@@ -452,10 +452,15 @@ def _diverged_winners(
     return found
 
 
+_LEASE_STUDY = re.compile(r":select-lease:\d+$")
+
+
 def summarise(storage: optuna.storages.BaseStorage | str) -> pd.DataFrame:
     """One row per study in the storage: its kind, trials, trainings spent and best trial."""
     rows = []
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if _LEASE_STUDY.search(summary.study_name):
+            continue  # the lease of a select driver (live, or left by a killed one)
         study = optuna.load_study(storage=storage, study_name=summary.study_name)
         trials = study.get_trials(deepcopy=False)
         trainings = sum(len(instance_losses(t, phase="all")) for t in trials)
@@ -479,6 +484,8 @@ def robustness_table(storage: optuna.storages.BaseStorage | str) -> pd.DataFrame
     """Every model measured on fresh instances, from selections and robustness studies alike."""
     frames = []
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if _LEASE_STUDY.search(summary.study_name):
+            continue  # the lease of a select driver (live, or left by a killed one)
         study = optuna.load_study(storage=storage, study_name=summary.study_name)
         report = robustness_report(study, phase="final")
         if report.empty:
