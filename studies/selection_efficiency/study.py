@@ -568,7 +568,7 @@ def probe_table(table: pd.DataFrame, by_family: pd.DataFrame) -> pd.DataFrame:
     for finding, probe, method, setting in [
         ("SHA from 1 instance, uncapped", "0.72 at 8 %", sha, "min 1, max none"),
         ("SHA from 2 instances, uncapped", "0.80 at 16 %", sha, "min 2, max none"),
-        ("SHA capped (probe: to hit 12 %)", "0.62 at 12 %", sha, "min 1, max 16"),
+        ("SHA capped (probe: capped to hit 12 %)", "0.62 at 12 %", sha, "min 1, max 16"),
         ("SHA at about 5 % (cap)", "0.28 at 5 %", sha, "min 1, max 8"),
         ("SuccessiveHalvingPruner", "0.28 at 12 %", "Optuna SuccessiveHalvingPruner", "max 128"),
         ("HyperbandPruner", "0.28 at 12 %", "Optuna HyperbandPruner", "max 32"),
@@ -723,16 +723,21 @@ def report(config: dict[str, Any], runs: pd.DataFrame, out: Path) -> str:
         if len(smac)
         else "SMAC3 did not run (not installed: `pip install -e '.[bench]'`, or not configured)."
     )
-    cells = runs.groupby(["models", "family", "rho"]).seed.nunique().reset_index()
+    seed = config["seed"]
+    fast = ", ".join(METHODS[key].label for key in FAST_METHODS)
+    tiers = "; ".join(
+        f"N = {n}: seeds {seed}-{seed + a - 1} for every method"
+        + (f", {seed + a}-{seed + a + f - 1} also for {fast}" if f else "")
+        for n, a, f in zip(config["models"], config["repetitions"], config["fast_repetitions"])
+    )
     smac_section = smac_text(runs, smac_note)
     probe = probe_table(table, summary(runs, by=["family"]))
     proposal = proposal_text(runs, every, budgets)
     return f"""
 {config["scale"]} scale. Candidate sets: families {", ".join(config["families"])}; data-effect
 correlation rho in {config["rhos"]}; N in {config["models"]}. Candidate sets per (N, family,
-rho), seeds {config["seed"]} to {config["seed"]} + count - 1:
-{", ".join(f"N={r.models} {r.family} rho={r.rho}: {r.seed}" for r in cells.itertuples())}. No
-calorimeter data: the losses are synthetic, whatever the header says.
+rho): {tiers}. The tables below use the sets every method ran on, except the head-to-head
+section. No calorimeter data: the losses are synthetic, whatever the header says.
 Every number below comes from `runs.csv` (one row per candidate set x method x setting, with
 its `seed`: the candidate set is `candidate_set(family, N, rho, seed)` and every instance seed
 is `make_instances({{"model": m}}, k, seed=seed, pairing=...)`, the seeds `select` uses).
