@@ -197,7 +197,9 @@ def optuna_pruner(oracle: Oracle, pruner: optuna.pruners.BasePruner, max_instanc
     """
     wilcoxon = isinstance(pruner, optuna.pruners.WilcoxonPruner)
     sampler = optuna_robust.RobustSampler(candidates=models(oracle.n_models), seed=oracle.seed)
-    study = optuna.create_study(sampler=sampler, pruner=pruner)
+    # A fixed name: HyperbandPruner assigns brackets by a hash of the study name.
+    name = f"{type(pruner).__name__}-{oracle.seed}"
+    study = optuna.create_study(study_name=name, sampler=sampler, pruner=pruner)
 
     def objective(trial: optuna.Trial) -> float:
         model = sampler.suggest(trial)["model"]
