@@ -26,7 +26,7 @@ from optuna_robust.calo.simulate import simulate
 from optuna_robust.calo.train import TrainSettings
 
 STUDIES = Path(__file__).resolve().parent
-SCALES = ("smoke", "cpu", "paper")
+SCALES = ("smoke", "cpu", "paper", "long")
 _SETTINGS_KEYS = ("min_epochs", "window", "tolerance", "max_epochs", "n_train", "n_test")
 
 
