@@ -76,13 +76,16 @@ def storage_url(out: Path, name: str) -> str:
     return f"sqlite:///{out / (name + '.db')}"
 
 
+_FAST_SIMULATION = "the fast simulation, not GEANT4"
+
+
 def write_report(out: Path, config: Mapping[str, Any], body: str, seconds: float) -> Path:
     """``report.md``: a header saying how it was made, then the study's own body."""
     command = f".venv/bin/python -m studies.run {config['name']} --scale {config['scale']}"
     header = (
         f"# {config['name']}: {config.get('title', '')}\n\n"
         f"Made with `{command}` in {seconds / 60:.1f} min on this machine "
-        f"({time.strftime('%Y-%m-%d')}). Data: the fast simulation, not GEANT4.\n\n"
+        f"({time.strftime('%Y-%m-%d')}). Data: {config.get('data', _FAST_SIMULATION)}.\n\n"
     )
     path = out / "report.md"
     path.write_text(header + body.strip() + "\n")

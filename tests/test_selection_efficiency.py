@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-import sys
 from types import ModuleType
 
 import numpy as np
@@ -16,18 +15,8 @@ import optuna_robust
 STUDIES = Path(__file__).resolve().parent.parent / "studies"
 
 
-def _load(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _study() -> ModuleType:
-    if str(STUDIES) not in sys.path:  # what studies/run.py does before it loads a study
-        sys.path.insert(0, str(STUDIES))
-    return _load(STUDIES / "selection_efficiency" / "study.py", "study_selection_efficiency")
+    return importlib.import_module("studies.selection_efficiency.study")
 
 
 @pytest.mark.parametrize("family", ["easy", "hard", "trap", "diverging"])
@@ -71,7 +60,7 @@ def test_data_effect_is_shared_under_pairing_data_with_the_requested_rho(rho: fl
 def test_smoke_benchmark_finds_the_easy_best_and_the_trap_fools_one_instance(
     tmp_path: Path,
 ) -> None:
-    run_study = _load(STUDIES / "run.py", "studies_run").run_study
+    run_study = importlib.import_module("studies.run").run_study
     report = run_study("selection_efficiency", "smoke", out=tmp_path)
     assert report.read_text().startswith("# selection_efficiency:")
     assert (tmp_path / "p_best.png").stat().st_size > 0

@@ -641,7 +641,7 @@ def proposal_text(runs: pd.DataFrame, every: pd.DataFrame, budgets: Sequence[flo
         + ", ".join(r["budget"] for r, ok in zip(rows, beats) if not ok)
         + " it ties or loses on point estimates (mind the intervals)."
     )
-    from _common import markdown
+    from studies._common import markdown
 
     return f"""**Rule** (`planned_halving` in `study.py`, the prototype measured here). The user
 gives `max_trainings` B (or a share of N x 50). With N candidates and eta = 2, plan
@@ -696,7 +696,7 @@ def run(config: dict[str, Any], out: Path) -> str:
 
 def report(config: dict[str, Any], runs: pd.DataFrame, out: Path) -> str:
     """The report body and its figure, from the runs table alone."""
-    from _common import markdown
+    from studies._common import markdown
 
     budgets = config["budgets"]
     every = runs
