@@ -27,6 +27,10 @@ from optuna_robust.calo.train import TrainSettings
 
 STUDIES = Path(__file__).resolve().parent
 SCALES = ("smoke", "cpu", "paper")
+# Part of every cached file name: change it whenever the simulation's physics changes, so that
+# no study reads a file of an older model (readout2: LHCb readout, B's truth at the shower's
+# centre of gravity).
+SIMULATION_VERSION = "readout2"
 _SETTINGS_KEYS = ("min_epochs", "window", "tolerance", "max_epochs", "n_train", "n_test")
 
 
@@ -65,7 +69,7 @@ def fresh_instances(config: Mapping[str, Any], model: Mapping[str, Any]) -> list
 def dataset(dataset_name: str, n_events: int, seed: int, folder: Path) -> Path:
     """A simulated ROOT file, made once and reused (file names carry every input)."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{dataset_name}_{n_events}_seed{seed}.root"
+    path = folder / f"{dataset_name}_{n_events}_seed{seed}_{SIMULATION_VERSION}.root"
     if not path.exists():
         simulate(dataset=dataset_name, n_events=n_events, seed=seed, out=path)
     return path

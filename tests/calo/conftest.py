@@ -1,4 +1,8 @@
-"""Small simulated datasets A and B, written once per test session."""
+"""Small simulated datasets A and B, written once per test session.
+
+``events_*`` are read out like the LHCb ECAL (the default); ``showers_*`` are the same showers
+without the readout, as GEANT4 would give them: the shower model's own checks use those.
+"""
 
 from __future__ import annotations
 
@@ -46,3 +50,33 @@ def events_a(dataset_a_path: Path) -> Events:
 @pytest.fixture(scope="session")
 def events_b(dataset_b_path: Path) -> Events:
     return read_events(dataset_b_path)
+
+
+@pytest.fixture(scope="session")
+def showers_a(tmp_path_factory: pytest.TempPathFactory) -> Events:
+    out = tmp_path_factory.mktemp("calo") / "showers_a.root"
+    return read_events(
+        simulate(
+            dataset="A",
+            n_events=N_EVENTS_A,
+            seed=11,
+            out=out,
+            progress_bar=False,
+            electronics=False,
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+def showers_b(tmp_path_factory: pytest.TempPathFactory) -> Events:
+    out = tmp_path_factory.mktemp("calo") / "showers_b.root"
+    return read_events(
+        simulate(
+            dataset="B",
+            n_events=N_EVENTS_B,
+            seed=12,
+            out=out,
+            progress_bar=False,
+            electronics=False,
+        )
+    )
