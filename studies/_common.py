@@ -13,11 +13,16 @@ elsewhere; the test suite runs every study at ``smoke`` scale into a temporary f
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+import math
 from pathlib import Path
+from statistics import NormalDist
 import time
 import tomllib
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from optuna_robust import Instance
@@ -98,3 +103,163 @@ def markdown(frame: pd.DataFrame) -> str:
     rows = [[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row] for row in frame.values]
     lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|---" * frame.shape[1] + "|"]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+# The paper's criteria, fixed before any run and the same in every study: performance is the
+# mean test loss of a model's instances, robustness their spread, ranked by the standard
+# deviation; a difference counts when its 95 % interval excludes zero.
+CRITERIA = {"mean": "mean test loss", "std": "standard deviation of the instance losses"}
+LEVEL = 0.95
+VERDICTS = ("reproduced", "direction only", "not reproduced", "not tested at this scale")
+
+
+@dataclass(frozen=True)
+class Difference:
+    """``a - b`` for one criterion, with its interval at ``LEVEL``.
+
+    For ``"mean"`` it is the difference of the mean losses (Welch's interval); for ``"std"``
+    the Brown-Forsythe comparison: the difference of the mean absolute deviations from each
+    model's median, with Welch's interval (its sign is that of the difference in spread). A
+    model with a diverged (infinite) instance is worse by either criterion than one without.
+    """
+
+    criterion: str
+    estimate: float
+    low: float
+    high: float
+
+    @property
+    def decided(self) -> bool:
+        """The interval excludes zero: the sign of the difference is established."""
+        return self.low > 0 or self.high < 0
+
+
+def compare(a: Sequence[float], b: Sequence[float], criterion: str) -> Difference:
+    """Compare two models' instance losses by ``"mean"`` or ``"std"`` (see :class:`Difference`)."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {list(CRITERIA)} but got {criterion!r}.")
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    worse_x, worse_y = not np.all(np.isfinite(x)), not np.all(np.isfinite(y))
+    if worse_x or worse_y:  # a diverged instance: infinitely bad, by either criterion
+        sign = 0.0 if worse_x and worse_y else (math.inf if worse_x else -math.inf)
+        return Difference(criterion, sign, sign, sign) if sign else _undecided(criterion)
+    if criterion == "std":
+        x, y = np.abs(x - np.median(x)), np.abs(y - np.median(y))
+    return _welch(x, y, criterion)
+
+
+def _undecided(criterion: str) -> Difference:
+    return Difference(criterion, math.nan, -math.inf, math.inf)
+
+
+def _welch(x: np.ndarray, y: np.ndarray, criterion: str) -> Difference:
+    """Welch's interval for mean(x) - mean(y), Student quantile by Cornish-Fisher."""
+    if x.size < 2 or y.size < 2:
+        return _undecided(criterion)
+    vx, vy = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
+    estimate = float(x.mean() - y.mean())
+    if vx + vy == 0:
+        return Difference(criterion, estimate, estimate, estimate)
+    dof = (vx + vy) ** 2 / (vx**2 / (x.size - 1) + vy**2 / (y.size - 1))
+    half = student_quantile(0.5 + LEVEL / 2, dof) * math.sqrt(vx + vy)
+    return Difference(criterion, estimate, estimate - half, estimate + half)
+
+
+def student_quantile(p: float, dof: float) -> float:
+    """Quantile of Student's t: Cornish-Fisher to 1/dof^4 (within 0.2 % for dof >= 3); below
+    3 degrees of freedom the exact quantile at floor(dof) (conservative)."""
+    if dof < 2:
+        return math.tan(math.pi * (p - 0.5))
+    if dof < 3:
+        return (2 * p - 1) * math.sqrt(2 / (4 * p * (1 - p)))
+    z = NormalDist().inv_cdf(p)
+    terms = (
+        (z**3 + z) / 4,
+        (5 * z**5 + 16 * z**3 + 3 * z) / 96,
+        (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384,
+        (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160,
+    )
+    return z + sum(term / dof ** (k + 1) for k, term in enumerate(terms))
+
+
+def criteria_table(losses: Mapping[str, Sequence[float]]) -> pd.DataFrame:
+    """Per model: instances, mean, std, and the rank by each criterion (1 = best).
+
+    The rows keep the order of ``losses``; a model with a diverged instance has mean and std
+    ``inf``.
+    """
+    rows = []
+    for model, values in losses.items():
+        array = np.asarray(values, dtype=float)
+        finite = bool(np.all(np.isfinite(array)))
+        rows.append(
+            {
+                "model": model,
+                "instances": array.size,
+                "mean": float(array.mean()) if finite else math.inf,
+                "std": float(array.std(ddof=1)) if finite and array.size > 1 else math.inf,
+            }
+        )
+    table = pd.DataFrame(rows)
+    for criterion in CRITERIA:
+        table[f"rank by {criterion}"] = table[criterion].rank(method="min").astype(int)
+    return table
+
+
+def leads(losses: Mapping[str, Sequence[float]], model: str, criterion: str) -> tuple[bool, bool]:
+    """Whether ``model`` ranks first by ``criterion``, and whether it is decidedly better than
+    every other model (each interval of ``model - other`` below zero)."""
+    table = criteria_table(losses).set_index("model")
+    first = bool(table.loc[model, f"rank by {criterion}"] == 1)
+    decided = all(
+        compare(losses[model], values, criterion).high < 0
+        for other, values in losses.items()
+        if other != model
+    )
+    return first, first and decided
+
+
+def verdict(*, tested: bool, agrees: bool, decided: bool) -> str:
+    """The report's word for one finding of the paper, from the numbers.
+
+    Args:
+        tested:
+            This scale can show the finding at all (its sizes, instances or space reach it).
+        agrees:
+            The estimates point the paper's way.
+        decided:
+            ... and the intervals establish it.
+    """
+    if not tested:
+        return VERDICTS[3]
+    if not agrees:
+        return VERDICTS[2]
+    return VERDICTS[0] if decided else VERDICTS[1]
+
+
+def findings_table(findings: Sequence[Mapping[str, str]]) -> str:
+    """The "Compared with the paper" table: finding, the paper, here (the numbers), verdict."""
+    return markdown(pd.DataFrame(findings, columns=["finding", "paper", "here", "verdict"]))
+
+
+def robust_from(losses_by_size: Mapping[int, Sequence[float]], tolerance: float) -> int | None:
+    """Smallest training size whose instances are shown to be as good as at every larger size.
+
+    A size qualifies when, against every larger size, the 95 % interval of the difference of
+    mean losses lies below ``tolerance`` times the larger size's mean (shown close, not merely
+    not shown different) and its spread is not decidedly larger (:func:`compare`). The largest
+    size has nothing to be compared with and never qualifies: ``None`` means that no size was
+    shown to have reached the loss of the larger ones.
+    """
+    sizes = sorted(losses_by_size)
+    for k, size in enumerate(sizes[:-1]):
+        larger = [losses_by_size[other] for other in sizes[k + 1 :]]
+        close = all(
+            compare(losses_by_size[size], values, "mean").high
+            <= tolerance * float(np.mean(values))
+            for values in larger
+        )
+        steady = all(compare(losses_by_size[size], values, "std").low <= 0 for values in larger)
+        if close and steady:
+            return size
+    return None
