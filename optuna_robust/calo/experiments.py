@@ -88,12 +88,15 @@ def robust_selection(
     artifact_dir: str | Path | None = None,
     show_progress_bar: bool = True,
     threads: int | None = 1,
+    pairing: str = "data",
 ) -> SelectionResult:
     """The paper's robust selection (``select``) with the calorimeter trainer.
 
     ``threads`` is torch's CPU thread count per training process (``None``: torch's default).
     One thread is the default: these networks are small, and two OpenMP threads on a busy
     2-core machine made training ten times slower here; use an executor for parallelism.
+    ``pairing`` is ``select``'s: ``"data"`` (common bootstrap samples across models) or
+    ``"none"`` (independent samples, the paper's setting).
     """
     study = optuna.create_study(
         storage=storage,
@@ -118,6 +121,7 @@ def robust_selection(
         trainer,
         executor=executor,
         final_instances=final_instances,
+        pairing=pairing,
         seed=seed,
         show_progress_bar=show_progress_bar,
     )
@@ -182,11 +186,13 @@ def robustness(
     settings: TrainSettings,
     seed: int = 0,
     threads: int | None = 1,
+    pairing: str = "data",
 ) -> optuna.trial.FrozenTrial:
     """Train fresh instances of one model and store them in ``<study>:robustness``.
 
-    The instances are the ``final`` instances that ``select`` would train for the same params
-    and seed, so a TPE winner and the robust winner are measured exactly the same way.
+    The instances are the ``final`` instances that ``select`` would train for the same params,
+    seed and ``pairing``, so a TPE winner and the robust winner are measured exactly the same
+    way.
     """
     source = optuna.load_study(storage=storage, study_name=study_name)
     matches = [t for t in source.get_trials(deepcopy=False) if t.number == trial_number]
@@ -197,7 +203,7 @@ def robustness(
         )
     trial = matches[0]
     config = model_config(trial)
-    instances = make_instances(config, n_instances, seed=seed, phase="final", pairing="data")
+    instances = make_instances(config, n_instances, seed=seed, phase="final", pairing=pairing)
     trainer = CaloTrainer(str(data_path), task=task, settings=settings, num_threads=threads)
     results = trainer(config, instances)
     batch = {i.index: make_record(i, r) for i, r in zip(instances, results)}

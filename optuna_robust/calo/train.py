@@ -511,11 +511,22 @@ def _evaluate(
     return losses
 
 
+def instance_test_seed(settings: TrainSettings, instance: Instance) -> int:
+    """The seed of ``instance``'s test sample under ``settings`` (see ``test_sample``).
+
+    Use it to score anything else, a baseline say, on an instance's own test sample:
+    ``data.test_sample(settings.n_test, seed=instance_test_seed(settings, instance))``.
+    """
+    if settings.test_sample == "fixed":
+        return settings.test_seed
+    return derive_seed(settings.test_seed, "test", instance.data_seed)
+
+
 def _instance_test_sample(
     data: SampleSource, instance: Instance, settings: TrainSettings
 ) -> Sample:
     """The instance's own test sample (``test_sample="per_instance"``), seeded by its data seed."""
-    seed = derive_seed(settings.test_seed, "test", instance.data_seed)
+    seed = instance_test_seed(settings, instance)
     return _check_sample(data.test_sample(settings.n_test, seed=seed), "test", settings.n_test)
 
 

@@ -23,6 +23,7 @@ from optuna_robust.calo.models import build_model
 from optuna_robust.calo.train import CaloTrainer
 from optuna_robust.calo.train import TrainSettings
 from optuna_robust.calo.train import early_stop_epoch
+from optuna_robust.calo.train import instance_test_seed
 from optuna_robust.calo.train import train_instances
 from tests.calo._synthetic import SyntheticCaloData
 
@@ -75,10 +76,11 @@ def train_alone(
     )
     loss_fn = loss_for(task)
     sample = data.training_sample(settings.n_train, instance.data_seed)
-    test_seed = settings.test_seed
+    seed = settings.test_seed
     if settings.test_sample == "per_instance":  # the documented rule
-        test_seed = derive_seed(settings.test_seed, "test", instance.data_seed)
-    test = data.test_sample(settings.n_test, seed=test_seed)
+        seed = derive_seed(settings.test_seed, "test", instance.data_seed)
+        assert instance_test_seed(settings, instance) == seed
+    test = data.test_sample(settings.n_test, seed=seed)
     targets = sample.energy if task == "energy" else sample.x
     test_targets = test.energy if task == "energy" else test.x
     generator = torch.Generator().manual_seed(derive_seed(instance.init_seed, "minibatches"))
