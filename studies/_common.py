@@ -36,7 +36,15 @@ SCALES = ("smoke", "cpu", "paper")
 # no study reads a file of an older model (readout2: LHCb readout, B's truth at the shower's
 # centre of gravity).
 SIMULATION_VERSION = "readout2"
-_SETTINGS_KEYS = ("min_epochs", "window", "tolerance", "max_epochs", "n_train", "n_test")
+_SETTINGS_KEYS = (
+    "min_epochs",
+    "window",
+    "tolerance",
+    "max_epochs",
+    "n_train",
+    "n_test",
+    "test_sample",
+)
 
 
 def load_config(name: str, scale: str) -> dict[str, Any]:
@@ -144,6 +152,8 @@ def compare(a: Sequence[float], b: Sequence[float], criterion: str) -> Differenc
         sign = 0.0 if worse_x and worse_y else (math.inf if worse_x else -math.inf)
         return Difference(criterion, sign, sign, sign) if sign else _undecided(criterion)
     if criterion == "std":
+        if min(x.size, y.size) < 3:  # two deviations from their median are always equal
+            return _undecided(criterion)
         x, y = np.abs(x - np.median(x)), np.abs(y - np.median(y))
     return _welch(x, y, criterion)
 
@@ -206,19 +216,6 @@ def criteria_table(losses: Mapping[str, Sequence[float]]) -> pd.DataFrame:
     return table
 
 
-def leads(losses: Mapping[str, Sequence[float]], model: str, criterion: str) -> tuple[bool, bool]:
-    """Whether ``model`` ranks first by ``criterion``, and whether it is decidedly better than
-    every other model (each interval of ``model - other`` below zero)."""
-    table = criteria_table(losses).set_index("model")
-    first = bool(table.loc[model, f"rank by {criterion}"] == 1)
-    decided = all(
-        compare(losses[model], values, criterion).high < 0
-        for other, values in losses.items()
-        if other != model
-    )
-    return first, first and decided
-
-
 def verdict(*, tested: bool, agrees: bool, decided: bool) -> str:
     """The report's word for one finding of the paper, from the numbers.
 
@@ -263,3 +260,34 @@ def robust_from(losses_by_size: Mapping[int, Sequence[float]], tolerance: float)
         if close and steady:
             return size
     return None
+
+
+def lead_finding(
+    losses: Mapping[str, Sequence[float]],
+    expected: Sequence[str],
+    criterion: str,
+    *,
+    finding: str,
+    paper: str,
+    tested: bool,
+) -> dict[str, str]:
+    """The finding "the models ``expected`` rank first by ``criterion``", with its verdict.
+
+    It agrees when the best ``len(expected)`` models by the criterion are ``expected``; it is
+    decided when each of them is decidedly better than every other model.
+    """
+    table = criteria_table(losses).sort_values([f"rank by {criterion}", "model"])
+    top = list(table["model"][: len(expected)])
+    others = [model for model in losses if model not in expected]
+    decided = all(
+        compare(losses[model], losses[other], criterion).high < 0
+        for model in expected
+        for other in others
+    )
+    ranks = ", ".join(f"{r.model} {getattr(r, criterion):.4g}" for r in table.itertuples())
+    return {
+        "finding": finding,
+        "paper": paper,
+        "here": f"by {criterion}: {ranks}",
+        "verdict": verdict(tested=tested, agrees=set(top) == set(expected), decided=decided),
+    }
