@@ -1,7 +1,8 @@
 """What every study shares: its config at a scale, its data files, its storage and its report.
 
 A study is ``studies/<name>/study.py`` with ``run(config: dict, out: Path) -> str`` (the report
-body in Markdown) plus ``config.toml`` with ``[smoke]``, ``[cpu]`` and ``[paper]`` tables.
+body in Markdown) plus ``config.toml`` with ``[smoke]``, ``[cpu]``, ``[long]`` (at most an hour
+on the 2-core machine) and ``[paper]`` tables.
 Run one with::
 
     .venv/bin/python -m studies.run <name> --scale cpu
@@ -31,7 +32,7 @@ from optuna_robust.calo.simulate import simulate
 from optuna_robust.calo.train import TrainSettings
 
 STUDIES = Path(__file__).resolve().parent
-SCALES = ("smoke", "cpu", "paper")
+SCALES = ("smoke", "cpu", "long", "paper")
 # Part of every cached file name: change it whenever the simulation's physics changes, so that
 # no study reads a file of an older model (readout2: LHCb readout, B's truth at the shower's
 # centre of gravity).
