@@ -24,10 +24,12 @@ from optuna_robust import make_instances
 from optuna_robust import robustness_report
 from optuna_robust import select
 
-# No public name stores "final" instance records on a trial made with create_trial, so
-# robustness() uses the core's record format directly; these two are its only private imports.
+# No public name stores "final" instance records on a trial made with create_trial, or reads
+# their extras back, so robustness() and instance_records() use the core's record format
+# directly; these three are the only private imports.
 from optuna_robust._records import make_record
 from optuna_robust._records import record_attrs
+from optuna_robust._records import records
 from optuna_robust.calo.baselines import baseline_loss
 from optuna_robust.calo.data import CaloData
 from optuna_robust.calo.spaces import suggest_nas
@@ -222,6 +224,16 @@ def robustness(
     )
     target.add_trial(frozen)
     return target.trials[-1]
+
+
+def instance_records(
+    trial: optuna.trial.FrozenTrial, phase: str = "final"
+) -> list[dict[str, Any]]:
+    """A trial's stored instance records, by index: loss, seeds and the trainer's extras
+    (``epochs``, ``seconds``, ``stop_reason``)."""
+    if phase not in ("selection", "final"):
+        raise ValueError(f"phase must be 'selection' or 'final' but got {phase!r}.")
+    return records(trial, phase)  # type: ignore[arg-type]
 
 
 def summarise(storage: optuna.storages.BaseStorage | str) -> pd.DataFrame:
