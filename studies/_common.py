@@ -97,9 +97,13 @@ def storage_url(out: Path, name: str) -> str:
     return f"sqlite:///{out / (name + '.db')}"
 
 
-def write_report(out: Path, config: Mapping[str, Any], body: str, seconds: float) -> Path:
-    """``report.md``: a header saying how it was made, then the study's own body."""
-    command = f".venv/bin/python -m studies.run {config['name']} --scale {config['scale']}"
+def write_report(
+    out: Path, config: Mapping[str, Any], body: str, seconds: float, command: str | None = None
+) -> Path:
+    """``report.md``: a header saying how it was made (``command``: by default the
+    ``studies.run`` command of the config's scale), then the study's own body."""
+    if command is None:
+        command = f".venv/bin/python -m studies.run {config['name']} --scale {config['scale']}"
     header = (
         f"# {config['name']}: {config.get('title', '')}\n\n"
         f"Made with `{command}` in {seconds / 60:.1f} min on this machine "

@@ -386,7 +386,8 @@ def test_dataset_b_is_as_hard_as_a_for_energy_and_harder_for_position(
     # Energy, in the normalised loss: B's soft photons pay the noise term (c/E, larger at
     # small angles) about what A's hard ones pay the constant term (b^2 E): 0.92-0.96 measured.
     assert 0.8 <= energy_b / energy_a <= 1.25
-    # Position: B's softer spectrum (x 3) and its skewed inclined showers cut by the 3x3
-    # window (x 2.5) make the corrected barycentre about 7.5 times worse; with the front-face
-    # truth of earlier versions it was 340 times worse (an unknowable shift along phi).
+    # Position: B's softer spectrum and its skewed inclined showers, which the 3x3 window
+    # cuts, make the corrected barycentre about 7.5 times worse (docs/simulation.md splits the
+    # factor); with the front-face truth of earlier versions it was 346 times worse (a shift
+    # along phi that the angle, unknown to the baseline, sets).
     assert 4 <= position_b / position_a <= 12
