@@ -92,6 +92,17 @@ def dataset(dataset_name: str, n_events: int, seed: int, folder: Path) -> Path:
     return path
 
 
+def size_figure(losses: pd.DataFrame, title: str, out: Path, name: str) -> str:
+    """Boxplots of ``losses`` (``n_train``, ``model``, ``loss``) by training size, saved as
+    ``out/<name>.png``; returns its Markdown link."""
+    from optuna_robust.plots import plot_loss_vs_training_size
+
+    fig = plot_loss_vs_training_size(losses[["n_train", "model", "loss"]], log_y=True)
+    fig.axes[0].set_title(title, fontsize="medium")
+    fig.savefig(out / f"{name}.png", dpi=100)
+    return f"![{title}]({name}.png)"
+
+
 def storage_url(out: Path, name: str) -> str:
     """The SQLite storage of a study run, in its output folder."""
     return f"sqlite:///{out / (name + '.db')}"

@@ -21,7 +21,6 @@ from optuna_robust.calo.baselines import baseline_loss
 from optuna_robust.calo.data import CaloData
 from optuna_robust.calo.train import instance_test_seed
 from optuna_robust.calo.train import train_instances
-from optuna_robust.plots import plot_loss_vs_training_size
 from studies._common import compare
 from studies._common import criteria_table
 from studies._common import data_folder
@@ -31,6 +30,7 @@ from studies._common import fresh_instances
 from studies._common import lead_finding
 from studies._common import markdown
 from studies._common import settings
+from studies._common import size_figure
 from studies._common import verdict
 
 BASELINES = ("parametric", "xgboost")
@@ -68,14 +68,8 @@ def run(config: dict[str, Any], out: Path) -> str:
     for dataset_name in config["datasets"]:
         for task, (model, _) in config["models"].items():
             subset = losses[(losses["dataset"] == dataset_name) & (losses["task"] == task)]
-            name = f"baselines_{task}_{dataset_name}"
-            fig = plot_loss_vs_training_size(subset[["n_train", "model", "loss"]], log_y=True)
-            fig.axes[0].set_title(
-                f"{task}, dataset {dataset_name}: {config['instances']} samples per box",
-                fontsize="medium",
-            )
-            fig.savefig(out / f"{name}.png", dpi=100)
-            figures.append(f"![{task}, dataset {dataset_name}]({name}.png)")
+            title = f"{task}, dataset {dataset_name}: {config['instances']} samples per box"
+            figures.append(size_figure(subset, title, out, f"baselines_{task}_{dataset_name}"))
             by_size = {
                 size: {
                     m: g["loss"].to_numpy()

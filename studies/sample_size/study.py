@@ -20,7 +20,6 @@ import pandas as pd
 from optuna_robust.calo.data import CaloData
 from optuna_robust.calo.models import build_model
 from optuna_robust.calo.train import train_instances
-from optuna_robust.plots import plot_loss_vs_training_size
 from studies._common import compare
 from studies._common import data_folder
 from studies._common import dataset
@@ -29,6 +28,7 @@ from studies._common import fresh_instances
 from studies._common import markdown
 from studies._common import robust_from
 from studies._common import settings
+from studies._common import size_figure
 from studies._common import verdict
 
 # The paper's smallest robust sizes on dataset A (section 4): without / with inductive bias.
@@ -69,14 +69,8 @@ def run(config: dict[str, Any], out: Path) -> str:
     for dataset_name in config["datasets"]:
         for task in config["tasks"]:
             subset = losses[(losses["dataset"] == dataset_name) & (losses["task"] == task)]
-            name = f"loss_vs_size_{task}_{dataset_name}"
-            fig = plot_loss_vs_training_size(subset[["n_train", "model", "loss"]], log_y=True)
-            fig.axes[0].set_title(
-                f"{task}, dataset {dataset_name}: {config['instances']} instances per box",
-                fontsize="medium",
-            )
-            fig.savefig(out / f"{name}.png", dpi=100)
-            figures.append(f"![{task}, dataset {dataset_name}]({name}.png)")
+            title = f"{task}, dataset {dataset_name}: {config['instances']} instances per box"
+            figures.append(size_figure(subset, title, out, f"loss_vs_size_{task}_{dataset_name}"))
             by_model = {}
             for model, params in config["models"][task].items():
                 group = subset[subset["model"] == model]

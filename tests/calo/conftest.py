@@ -52,31 +52,24 @@ def events_b(dataset_b_path: Path) -> Events:
     return read_events(dataset_b_path)
 
 
+def _showers(factory: pytest.TempPathFactory, dataset: str, n_events: int, seed: int) -> Events:
+    out = factory.mktemp("calo") / f"showers_{dataset}.root"
+    path = simulate(
+        dataset=dataset,
+        n_events=n_events,
+        seed=seed,
+        out=out,
+        progress_bar=False,
+        electronics=False,
+    )
+    return read_events(path)
+
+
 @pytest.fixture(scope="session")
 def showers_a(tmp_path_factory: pytest.TempPathFactory) -> Events:
-    out = tmp_path_factory.mktemp("calo") / "showers_a.root"
-    return read_events(
-        simulate(
-            dataset="A",
-            n_events=N_EVENTS_A,
-            seed=11,
-            out=out,
-            progress_bar=False,
-            electronics=False,
-        )
-    )
+    return _showers(tmp_path_factory, "A", N_EVENTS_A, 11)
 
 
 @pytest.fixture(scope="session")
 def showers_b(tmp_path_factory: pytest.TempPathFactory) -> Events:
-    out = tmp_path_factory.mktemp("calo") / "showers_b.root"
-    return read_events(
-        simulate(
-            dataset="B",
-            n_events=N_EVENTS_B,
-            seed=12,
-            out=out,
-            progress_bar=False,
-            electronics=False,
-        )
-    )
+    return _showers(tmp_path_factory, "B", N_EVENTS_B, 12)
