@@ -24,7 +24,10 @@ import pytest
 
 from optuna_robust import instance_losses
 from optuna_robust.calo import experiments
+from optuna_robust.calo.models import build_model
+from studies._common import VERDICTS
 from studies._common import load_config
+from studies._common import settings
 from studies.run import run_study
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,14 +54,14 @@ SECTIONS = {
 NAMES = list(SECTIONS)
 # How many tables each report holds (selection: winners, budget, one re-ranking per task).
 N_TABLES = {
-    "activations": 1,
-    "optimizers": 1,
-    "selection": 4,
-    "sample_size": 1,
-    "baselines": 1,
-    "init_vs_sampling": 2,
-    "nas_comparison": 2,
-    "dataset_shift": 1,
+    "activations": 2,
+    "optimizers": 2,
+    "selection": 5,
+    "sample_size": 2,
+    "baselines": 2,
+    "init_vs_sampling": 3,
+    "nas_comparison": 3,
+    "dataset_shift": 2,
 }
 # Columns whose cells are losses or spreads of losses (>= 0, never NaN; inf is a diverged
 # instance) and columns whose cells are counts.
@@ -183,6 +186,20 @@ def test_smoke_report_tables_hold_numbers_that_agree(
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_smoke_report_ends_with_computed_verdicts(
+    name: str, smoke_run: Callable[[str], SmokeRun]
+) -> None:
+    run = smoke_run(name)
+    findings = run.tables()[-1]  # the "Compared with the paper" table
+    assert findings and set(findings[0]) == {"finding", "paper", "here", "verdict"}
+    # A smoke run cannot test the paper: every verdict says so, none is typed by hand.
+    assert {row["verdict"] for row in findings} == {"not tested at this scale"}
+    assert VERDICTS[3] == "not tested at this scale"
+    compared = run.report[run.report.index("## Compared with the paper") :]
+    assert "| verdict |" in compared
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_smoke_figures_are_drawn_pngs_and_all_linked(
     name: str, smoke_run: Callable[[str], SmokeRun]
 ) -> None:
@@ -251,6 +268,46 @@ def test_smoke_dataset_shift_retrains_the_stored_winner_on_b(
         assert int(_row_for(table, "model", label)["instances"]) == run.config[final_key]
 
 
+def _keys(table: dict[str, Any]) -> set[str]:
+    """Every key path of a config table, nested tables flattened, model names left out."""
+    keys = set()
+    for key, value in table.items():
+        if key == "models" or not isinstance(value, dict):
+            keys.add(key)
+        else:
+            keys |= {f"{key}.{inner}" for inner in _keys(value)}
+    return keys
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_long_scale_is_a_complete_valid_config(name: str) -> None:
+    """``--scale long`` holds every key the cpu scale does, with valid settings and models."""
+    long, cpu = load_config(name, "long"), load_config(name, "cpu")
+    assert _keys(long) - {"scale"} == _keys(cpu) - {"scale"}
+    trained = settings(long)
+    assert trained.min_epochs >= 100  # the paper trains every instance 100 epochs at least
+    models = long.get("models", {})
+    for model in _model_configs(models):
+        build_model(model, "position" if model.get("activation") == "PReLU" else "energy")
+    if name == "sample_size":
+        assert long["max_size"] >= 16_000 and all(len(m) == 2 for m in models.values())
+    if name == "init_vs_sampling":
+        assert long["n_data"] * long["n_init"] > cpu["n_data"] * cpu["n_init"]
+
+
+def _model_configs(models: Any) -> list[dict[str, Any]]:
+    """The model configs of a ``models`` table, whatever its nesting ([name, config] lists too)."""
+    if isinstance(models, list):
+        return [item for item in models if isinstance(item, dict)]
+    if (
+        isinstance(models, dict)
+        and models
+        and all(not isinstance(v, dict | list) for v in models.values())
+    ):
+        return [models]
+    return [config for value in models.values() for config in _model_configs(value)]
+
+
 def test_run_study_refuses_an_unknown_study_and_names_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"Unknown study 'selecton'; the studies are \[.*"):
         run_study("selecton", "smoke", out=tmp_path)
@@ -268,4 +325,4 @@ def test_studies_run_as_a_module_from_the_repository_root() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "--scale {smoke,cpu,paper}" in result.stdout
+    assert "--scale {smoke,cpu,long,paper}" in result.stdout

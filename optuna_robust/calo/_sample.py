@@ -19,9 +19,11 @@ class Sample(NamedTuple):
         energy:
             True photon energy in GeV, shape ``(n,)``.
         x:
-            True x of the entry point in mm, relative to the centre of the central cell, ``(n,)``.
+            True x in mm, relative to the centre of the central cell, ``(n,)``: for the fast
+            simulation's dataset A the entry point, for B where the shower axis crosses the
+            depth of the shower's centre of gravity (``docs/simulation.md``).
         y:
-            True y of the entry point in mm, likewise, ``(n,)``.
+            True y in mm, likewise, ``(n,)``.
     """
 
     deposits: torch.Tensor

@@ -27,12 +27,13 @@ from optuna_robust import make_instances
 from optuna_robust import robustness_report
 from optuna_robust import select
 
-# No public name stores "final" instance records on a trial made with create_trial, so
-# robustness() uses the core's record format directly; and no_winner_reason() reads the error
-# select keeps on a failed trial. These three are the module's only private imports.
+# No public name stores "final" instance records on a trial made with create_trial, or reads
+# their extras back, so robustness() and instance_records() use the core's record format
+# directly; and no_winner_reason() reads the error select keeps on a failed trial.
 from optuna_robust._records import ERROR_KEY
 from optuna_robust._records import make_record
 from optuna_robust._records import record_attrs
+from optuna_robust._records import records
 from optuna_robust.calo.baselines import baseline_loss
 from optuna_robust.calo.data import CaloData
 from optuna_robust.calo.spaces import suggest_nas
@@ -208,12 +209,15 @@ def robust_selection(
     artifact_dir: str | Path | None = None,
     show_progress_bar: bool = True,
     threads: int | None = 1,
+    pairing: str = "data",
 ) -> SelectionResult:
     """The paper's robust selection (``select``) with the calorimeter trainer.
 
     ``threads`` is torch's CPU thread count per training process (``None``: torch's default).
     One thread is the default: these networks are small, and two OpenMP threads on a busy
     2-core machine made training ten times slower here; use an executor for parallelism.
+    ``pairing`` is ``select``'s: ``"data"`` (common bootstrap samples across models) or
+    ``"none"`` (independent samples, the paper's setting).
 
     Raises:
         ValueError: The study holds another kind of study or another task (see
@@ -249,6 +253,7 @@ def robust_selection(
         trainer,
         executor=executor,
         final_instances=final_instances,
+        pairing=pairing,
         seed=seed,
         show_progress_bar=show_progress_bar,
         callbacks=callbacks,
@@ -320,11 +325,13 @@ def robustness(
     settings: TrainSettings,
     seed: int = 0,
     threads: int | None = 1,
+    pairing: str = "data",
 ) -> optuna.trial.FrozenTrial:
     """Train fresh instances of one model and store them in ``<study>:robustness``.
 
-    The instances are the ``final`` instances that ``select`` would train for the same params
-    and seed, so a TPE winner and the robust winner are measured exactly the same way.
+    The instances are the ``final`` instances that ``select`` would train for the same params,
+    seed and ``pairing``, so a TPE winner and the robust winner are measured exactly the same
+    way.
 
     Raises:
         ValueError: No such study or trial, or ``<study>:robustness`` holds other work.
@@ -345,7 +352,7 @@ def robustness(
         )
     trial = matches[0]
     config = model_config(trial)
-    instances = make_instances(config, n_instances, seed=seed, phase="final", pairing="data")
+    instances = make_instances(config, n_instances, seed=seed, phase="final", pairing=pairing)
     trainer = CaloTrainer(str(data_path), task=task, settings=settings, num_threads=threads)
     results = trainer(config, instances)
     batch = {i.index: make_record(i, r) for i, r in zip(instances, results)}
@@ -453,6 +460,16 @@ def _diverged_winners(
 
 
 _LEASE_STUDY = re.compile(r":select-lease:\d+$")
+
+
+def instance_records(
+    trial: optuna.trial.FrozenTrial, phase: str = "final"
+) -> list[dict[str, Any]]:
+    """A trial's stored instance records, by index: loss, seeds and the trainer's extras
+    (``epochs``, ``seconds``, ``stop_reason``)."""
+    if phase not in ("selection", "final"):
+        raise ValueError(f"phase must be 'selection' or 'final' but got {phase!r}.")
+    return records(trial, phase, extras=True)  # type: ignore[arg-type]
 
 
 def summarise(storage: optuna.storages.BaseStorage | str) -> pd.DataFrame:

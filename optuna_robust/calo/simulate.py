@@ -54,6 +54,21 @@ _THETA_RANGE = (0.026, 0.30)
 _MEAN_E_T_GEV = 1.0
 _ENERGY_RANGE_GEV = (1.0, 100.0)
 
+# Readout, as LHCb digitises its ECAL (O. Callot, "The calorimeter digitisation", 2000; the
+# scale from LHCb/LHCb!2465): 12-bit ADCs whose gain is set in transverse energy, one count
+# being 2.5 + 1.75 sin(theta) MeV of E_T (saturation at 10 + 7 sin(theta) GeV), so a count is
+# worth (2.5 + 1.75 sin(theta)) / sin(theta) MeV of energy: coarser towards the beam. Each cell
+# has a 1 % gain spread, 1.2 counts of noise of its own and 0.3 counts common to all cells.
+# Zero suppression "2D": a cell is read out if it or a neighbour holds >= 20 counts; the
+# hottest cell seeds its 3x3 whatever its count (each event is one photon's cluster).
+_ADC_MEV_T = (2.5, 1.75)  # E_T per count = [0] + [1] sin(theta), MeV
+_ADC_MAX = 4095
+_GAIN_SPREAD = 0.01
+_NOISE_COUNTS = 1.2
+_COHERENT_NOISE_COUNTS = 0.3
+_SEED_COUNTS = 20
+_GAIN_THETA_A = 0.1  # see _draw_truth
+
 _WRITE_CHUNK = 50_000  # events per TTree.extend; each extend makes one basket per branch
 
 
@@ -68,24 +83,28 @@ def simulate(
     branches: Mapping[str, str] | None = None,
     progress_bar: bool = True,
     visible: bool = True,
+    electronics: bool = True,
 ) -> Path:
     """Simulate single-photon showers and write them to a ROOT file.
 
     The shower model is GFlash (Grindhammer and Peters, hep-ex/0001020) with the
     sampling-calorimeter terms: a Gamma longitudinal profile with correlated event-by-event
     fluctuations of its shape, cut into depth slices; in each slice a two-component lateral
-    profile integrated exactly over the cells; sampling fluctuations per cell. Events are
-    simulated in vectorised blocks, several at a time in a pool of one thread per usable CPU
-    (torch's own per-op threads are set to one meanwhile). Each random quantity comes from its
-    own stream, drawn one event after another, so the file depends on ``seed`` only, not on
-    ``block_size`` or the number of CPUs. About 100 microseconds of CPU per event.
+    profile integrated exactly over the cells; sampling fluctuations per cell; then, by default,
+    an LHCb-like readout (ADC counts of transverse energy, electronic noise, zero suppression).
+    Events are simulated in vectorised blocks, several at a time in a pool of one thread per
+    usable CPU (torch's own per-op threads are set to one meanwhile). Each random quantity
+    comes from its own stream, drawn one event after another, so the file depends on ``seed``
+    only, not on ``block_size`` or the number of CPUs. About 100 microseconds of CPU per event.
 
     Args:
         dataset:
             ``"A"``: E ~ U(1, 100) GeV at normal incidence. ``"B"``: theta ~ U(0.026, 0.30)
             rad, phi ~ U(0, 2 pi), and E = E_T / sin(theta) with E_T exponential (mean 1 GeV)
-            restricted to the range that keeps E in [1, 100] GeV. In both, the entry point is
-            uniform over the central cell.
+            restricted to the range that keeps E in [1, 100] GeV. In both, the stored x, y are
+            uniform over the central cell: where the photon enters (A), or where its shower
+            axis crosses the depth of the shower's centre of gravity (B), i.e. the point whose
+            image the cluster's energy barycentre is.
         n_events:
             Number of photons to simulate.
         seed:
@@ -108,6 +127,13 @@ def simulate(
         visible:
             Store visible (scintillator) energy, as a real detector reads out; ``False``
             stores the total deposited energy (visible / sampling fraction).
+        electronics:
+            Read the cells out like the LHCb ECAL: 12-bit ADC counts of transverse energy
+            (2.5 + 1.75 sin(theta) MeV per count, so coarser in energy at small angles), a
+            1 % gain spread, 1.2 counts of noise per cell plus 0.3 common to the event, and
+            zero suppression (only the 3x3 around cells of >= 20 counts and around the
+            hottest cell is read out). ``False`` stores the noiseless deposits, as GEANT4
+            gives them.
 
     Returns:
         The path of the written file.
@@ -142,7 +168,8 @@ def simulate(
     shapes["deposits"] = np.dtype((np.float32, (GRID_SIZE, GRID_SIZE)))
     title = (
         f"Parametrised fast simulation (GFlash), NOT GEANT4: optuna_robust.calo.simulate("
-        f"dataset={dataset!r}, seed={seed}, cell_size={cell_size}, visible={visible})"
+        f"dataset={dataset!r}, seed={seed}, cell_size={cell_size}, visible={visible}, "
+        f"electronics={electronics})"
     )
     chunk_size = block_size * -(-_WRITE_CHUNK // block_size)  # whole blocks per basket
     workers = _usable_cpus()
@@ -160,7 +187,7 @@ def simulate(
             title=f"{title} {expected_events_note(n_events)}",
         )
         blocks = _simulated_blocks(
-            dataset, n_events, seed, cell_size, block_size, visible, pool, workers
+            dataset, n_events, seed, cell_size, block_size, visible, electronics, pool, workers
         )
         for chunk_start in range(0, n_events, chunk_size):
             chunk = {
@@ -232,18 +259,19 @@ def _simulated_blocks(
     cell_size: float,
     block_size: int,
     visible: bool,
+    electronics: bool,
     pool: ThreadPoolExecutor,
     workers: int,
 ) -> Iterator[dict[str, NDArray[np.floating]]]:
     """Blocks of events in order: truth and deposits.
 
     Every random number is drawn here, in event order, from one stream per kind (truth, shower
-    fluctuations, sampling), so the result depends on the seed only; the deterministic shower
-    integrals of the next few blocks run meanwhile in the pool.
+    fluctuations, sampling, electronics), so the result depends on the seed only; the
+    deterministic shower integrals of the next few blocks run meanwhile in the pool.
     """
     torch = import_optional("torch")
-    truth_stream, shower_stream, sampling_stream = (
-        np.random.Generator(np.random.PCG64(child)) for child in SeedSequence(seed).spawn(3)
+    truth_stream, shower_stream, sampling_stream, noise_stream = (
+        np.random.Generator(np.random.PCG64(child)) for child in SeedSequence(seed).spawn(4)
     )
     workspaces = threading.local()
 
@@ -253,10 +281,7 @@ def _simulated_blocks(
             workspaces.tensor = torch.empty(shape)
         return _mean_deposits(truth, normal, cell_size, workspaces.tensor)
 
-    # Gamma(mu/theta_s, theta_s) per cell with theta_s = a^2 (visible: a^2 f_s), so that the
-    # cluster sum has sigma/E = a/sqrt(E) exactly.
     unit = np.float32(_SAMPLING_FRACTION if visible else 1.0)
-    scale = np.float32(_STOCHASTIC_TERM**2) * unit
     pending: deque[tuple[dict[str, FloatArray], Future[NDArray[np.float32]]]] = deque()
     for start in range(0, n_events, block_size):
         n = min(block_size, n_events - start)
@@ -265,13 +290,53 @@ def _simulated_blocks(
         pending.append((truth, pool.submit(mean_deposits, truth, normal)))
         while pending and (len(pending) > 2 * workers or start + n == n_events):
             truth, future = pending.popleft()
-            mean = future.result() * unit
+            # Gamma(mu/theta_s, theta_s) per cell with theta_s = a^2, so that the cluster sum
+            # has sigma/E = a/sqrt(E) exactly. An inclined shower crosses each layer on a path
+            # 1/cos(theta) longer: fewer, thicker samplings, a = a(0)/sqrt(cos theta).
+            scale = (_STOCHASTIC_TERM**2 / np.cos(truth["theta"])).astype(np.float32)
+            scale = scale[:, None, None]
+            mean = future.result()
             deposits = sampling_stream.standard_gamma(mean / scale, dtype=np.float32) * scale
+            if electronics:
+                deposits = _read_out(deposits, truth["module_theta"], noise_stream)
+            deposits = deposits * unit
             # Subnormal floats (< 1.2e-38 GeV) are zero for any use but slow CPU arithmetic.
             yield {
                 **truth,
                 "deposits": np.where(deposits < np.finfo(np.float32).tiny, 0, deposits),
             }
+
+
+def _read_out(
+    deposits: NDArray[np.float32], module_theta: FloatArray, stream: np.random.Generator
+) -> NDArray[np.float32]:
+    """Digitise total deposits (n, 15, 15) in GeV like the LHCb ECAL, back in GeV.
+
+    Each cell's ADC counts transverse energy at the polar angle ``module_theta`` under which
+    its module sees the interaction point, with a gain spread and Gaussian noise per cell and
+    per event; counts are rounded, saturate at 12 bits and are zero-suppressed.
+    """
+    sin_gain = np.sin(module_theta)
+    gev_per_count = (1e-3 * (_ADC_MEV_T[0] + _ADC_MEV_T[1] * sin_gain) / sin_gain)[:, None, None]
+    # One row of normals per event (gain, noise per cell, then the common noise), so that a
+    # file does not depend on the block size.
+    cells = GRID_SIZE * GRID_SIZE
+    normal = stream.standard_normal((len(deposits), 2 * cells + 1))
+    gain = 1 + _GAIN_SPREAD * normal[:, :cells].reshape(deposits.shape)
+    noise = _NOISE_COUNTS * normal[:, cells:-1].reshape(deposits.shape)
+    coherent = _COHERENT_NOISE_COUNTS * normal[:, -1:, None]
+    counts = np.rint(deposits * gain / gev_per_count + noise + coherent).clip(None, _ADC_MAX)
+    seeds = counts >= _SEED_COUNTS
+    flat = counts.reshape(len(counts), -1)
+    seeds.reshape(len(counts), -1)[np.arange(len(counts)), flat.argmax(axis=1)] = True
+    padded = np.pad(seeds, ((0, 0), (1, 1), (1, 1)))
+    read = np.zeros_like(seeds)
+    for dy in range(3):
+        for dx in range(3):
+            read |= padded[:, dy : dy + GRID_SIZE, dx : dx + GRID_SIZE]
+    # Read-out cells keep their pedestal-subtracted counts, negative ones as 0.
+    counts = np.where(read, np.maximum(counts, 0), 0)
+    return (counts * gev_per_count).astype(np.float32)
 
 
 def _branch_names(dataset: str, branches: Mapping[str, str] | None) -> dict[str, str]:
@@ -306,6 +371,10 @@ def _draw_truth(
         truth["energy"] = low + (high - low) * uniform[:, 2]
         truth["theta"] = np.zeros(n)
         truth["phi"] = np.zeros(n)
+        # No interaction point sets A's gain: it is that of a module at 0.1 rad, about the
+        # finest LHCb gain whose 12 bits (full scale 107 GeV) still hold A's largest cell
+        # (87 GeV for a 100 GeV photon); B's outer modules would saturate on A's photons.
+        truth["module_theta"] = np.full(n, _GAIN_THETA_A)
         return truth
     theta = _THETA_RANGE[0] + (_THETA_RANGE[1] - _THETA_RANGE[0]) * uniform[:, 2]
     # Inverse CDF of the exponential E_T spectrum restricted to E = E_T/sin(theta) in range.
@@ -317,6 +386,7 @@ def _draw_truth(
     truth["phi"] = 2 * np.pi * uniform[:, 4]
     truth["e_t"] = e_t
     truth["energy"] = np.clip(e_t / np.sin(theta), low, high)  # only rounding to undo
+    truth["module_theta"] = theta  # B's photons come from the interaction point
     return truth
 
 
@@ -375,8 +445,13 @@ def _mean_deposits(
     )
     core = np.clip(core, 0.0, 1.0)
 
-    # The shower axis leaves the entry point along phi: offset (start + depth) X0 sin(theta).
-    offset = (_PHOTON_START_X0 + depth) * _X0_MM * np.sin(theta)[:, None]
+    # The shower axis runs along phi, passing the truth point (x, y) at the depth of the
+    # shower's longitudinal centre of gravity: a slice at depth t sits (t - t_cog) X0 sin(theta)
+    # from it. (The photon entered (1 + t_cog) X0 sin(theta) upstream.) So (x, y) is the image
+    # of the cluster's energy barycentre, the position a calorimeter measures; a front-face
+    # truth would hide an unknowable shift of up to a cell along phi (docs/simulation.md).
+    centre_depth = (weight * depth).sum(axis=1) / np.maximum(weight.sum(axis=1), 1e-300)
+    offset = (depth - centre_depth[:, None]) * _X0_MM * np.sin(theta)[:, None]
     axis_x = truth["x"][:, None] + offset * np.cos(truth["phi"])[:, None]
     axis_y = truth["y"][:, None] + offset * np.sin(truth["phi"])[:, None]
     spot_weight = energy[:, None] * weight

@@ -12,7 +12,10 @@ Seeds, so that a plain loop can reproduce an instance exactly: the weights are d
 ``torch.randperm(n_train, generator=g)`` with one CPU generator per instance,
 ``g = torch.Generator().manual_seed(derive_seed(instance.init_seed, "minibatches"))``; the
 training sample is ``data.training_sample(n_train, instance.data_seed)`` and the test sample
-``data.test_sample(n_test, seed=test_seed)``, the same for every instance. An epoch is one pass
+``data.test_sample(n_test, seed=test_seed)``, the same for every instance, or with
+``test_sample="per_instance"`` (the paper's protocol) ``data.test_sample(n_test,
+seed=derive_seed(test_seed, "test", instance.data_seed))``, drawn afresh for each bootstrap
+sample. An epoch is one pass
 over the ``n_train`` rows in minibatches of ``batch_size`` (the last one smaller if needed).
 """
 
@@ -26,6 +29,7 @@ import math
 import os
 import time
 from typing import Any
+from typing import Literal
 from typing import Protocol
 from typing import runtime_checkable
 
@@ -95,7 +99,13 @@ class TrainSettings:
         n_test:
             Rows of the test sample that gives the loss (``None``: the whole test half).
         test_seed:
-            Seed of the test sample; the same for every instance and every model.
+            Seed of the test sample (``"fixed"``), or the seed it is derived from with each
+            instance's ``data_seed`` (``"per_instance"``).
+        test_sample:
+            ``"fixed"``: one test sample for every instance and every model. ``"per_instance"``:
+            each instance is tested on its own random subsample of the test half, as in the
+            paper (its spread then includes the test sample's); instances that share a
+            ``data_seed`` (``pairing="data"``) share it.
         group_size:
             Instances trained together at most; more are split into groups of equal size.
             ``None``: 8 on a CPU, 256 on a GPU.
@@ -108,6 +118,7 @@ class TrainSettings:
     n_train: int = 32_000
     n_test: int | None = 32_000
     test_seed: int = 0
+    test_sample: Literal["fixed", "per_instance"] = "fixed"
     group_size: int | None = None
 
     def __post_init__(self) -> None:
@@ -120,6 +131,10 @@ class TrainSettings:
             _check_int("n_test", self.n_test, minimum=1)
         if self.group_size is not None:
             _check_int("group_size", self.group_size, minimum=1)
+        if self.test_sample not in ("fixed", "per_instance"):
+            raise ValueError(
+                f"test_sample must be 'fixed' or 'per_instance' but got {self.test_sample!r}."
+            )
         if not (isinstance(self.tolerance, int | float) and self.tolerance >= 0):
             raise ValueError(f"tolerance must be a number >= 0 but got {self.tolerance!r}.")
         if self.min_epochs > self.max_epochs:
@@ -216,7 +231,11 @@ def train_instances(
         return []
     if target_device.type == "cpu":
         keep_freed_memory()
-    test = _check_sample(data.test_sample(settings.n_test, seed=settings.test_seed), "test", None)
+    test = None
+    if settings.test_sample == "fixed":
+        test = _check_sample(
+            data.test_sample(settings.n_test, seed=settings.test_seed), "test", None
+        )
     # On a CPU, parallel groups (one per torch thread, each op single-threaded) are a little
     # faster than multi-threaded ops on these small tensors on an idle machine, and several
     # times faster when other processes take a core, where OpenMP threads wait for each other
@@ -321,7 +340,7 @@ def _train_group(
     config: ModelConfig,
     instances: list[Instance],
     data: SampleSource,
-    test: Sample,
+    test: Sample | None,
     task: str,
     settings: TrainSettings,
     device: torch.device,
@@ -340,9 +359,16 @@ def _train_group(
     extras = None
     if config.inductive_bias:
         extras = torch.stack([inductive_features(s.deposits, task) for s in samples]).to(device)
-    test_deposits = test.deposits.to(device)
-    test_targets = _target(test, task).to(device)
-    test_extras = inductive_features(test.deposits, task).to(device)
+    if test is not None:  # one test sample for all: (n_test, 15, 15)
+        test_deposits = test.deposits.to(device)
+        test_targets = _target(test, task).to(device)
+        test_extras = inductive_features(test.deposits, task).to(device)
+    else:  # each instance's own: (K, n_test, 15, 15), dropped with the instance when it stops
+        tests = [_instance_test_sample(data, inst, settings) for inst in instances]
+        test_deposits = torch.stack([t.deposits for t in tests]).to(device)
+        test_targets = torch.stack([_target(t, task) for t in tests]).to(device)
+        test_extras = torch.stack([inductive_features(t.deposits, task) for t in tests]).to(device)
+        del tests
     del samples
 
     # Model: the reference networks' initial weights, stacked along a leading instance axis.
@@ -431,6 +457,9 @@ def _train_group(
             deposits, targets = deposits[keep_index], targets[keep_index]
             if extras is not None:
                 extras = extras[keep_index]
+            if test is None:
+                test_deposits = test_deposits[keep_index]
+                test_targets, test_extras = test_targets[keep_index], test_extras[keep_index]
             params, optimizer = keep_instances(params, optimizer, keep_index, config, device)
 
     for result, instance_seconds in zip(results, seconds, strict=True):
@@ -446,29 +475,59 @@ def _evaluate(
     extras: torch.Tensor,
     task: str,
 ) -> list[float]:
-    """Test loss of each stacked instance (float64 sums over chunks of the test sample)."""
+    """Test loss of each stacked instance (float64 sums over chunks of the test sample).
+
+    ``deposits`` is one test sample ``(n, 15, 15)`` for every instance, or one per instance
+    ``(K, n, 15, 15)`` (``targets`` then ``(K, n)``, ``extras`` ``(K, n, m)``).
+    """
     config = net.config
     loss_fn = loss_for(task)
     n_stack = params["output.bias"].shape[0]
+    own = deposits.dim() == 4  # each instance its own test sample
     first_side = GRID_SIZE if config.padding == "same" else GRID_SIZE - config.conv1_kernel + 1
     budget = _EVAL_FLOATS.get(deposits.device.type, _EVAL_FLOATS["cpu"])
     rows_per_chunk = max(1, budget // (n_stack * config.conv1_filters * first_side**2))
+    n_rows = deposits.shape[1] if own else deposits.shape[0]
     total = torch.zeros(n_stack, dtype=torch.float64, device=deposits.device)
     with torch.no_grad():
-        for start in range(0, deposits.shape[0], rows_per_chunk):
+        for start in range(0, n_rows, rows_per_chunk):
             stop = start + rows_per_chunk
-            # Every instance sees the same images: as K channels, the convolutions take the
-            # fast grouped, channels-last path of training (one image against K*filters
-            # filters in one ungrouped convolution came out NCHW and 3x slower).
-            inputs = deposits[start:stop].unsqueeze(1).expand(-1, n_stack, -1, -1)
-            chunk_extras = None
-            if config.inductive_bias:
-                chunk_extras = extras[start:stop].expand(n_stack, -1, -1)
+            # As K channels, the convolutions take the fast grouped, channels-last path of
+            # training (one image against K*filters filters in one ungrouped convolution came
+            # out NCHW and 3x slower); channel k is instance k's image.
+            if own:
+                inputs = deposits[:, start:stop].transpose(0, 1)
+                chunk_extras = extras[:, start:stop] if config.inductive_bias else None
+                chunk_targets = targets[:, start:stop]
+            else:
+                inputs = deposits[start:stop].unsqueeze(1).expand(-1, n_stack, -1, -1)
+                chunk_extras = None
+                if config.inductive_bias:
+                    chunk_extras = extras[start:stop].expand(n_stack, -1, -1)
+                chunk_targets = targets[start:stop].expand(n_stack, -1)
             predictions = net.forward(params, inputs, chunk_extras)
-            chunk_targets = targets[start:stop].expand_as(predictions)
             total += loss_fn(predictions, chunk_targets).double() * predictions.shape[1]
-    losses: list[float] = (total / deposits.shape[0]).tolist()
+    losses: list[float] = (total / n_rows).tolist()
     return losses
+
+
+def instance_test_seed(settings: TrainSettings, instance: Instance) -> int:
+    """The seed of ``instance``'s test sample under ``settings`` (see ``test_sample``).
+
+    Use it to score anything else, a baseline say, on an instance's own test sample:
+    ``data.test_sample(settings.n_test, seed=instance_test_seed(settings, instance))``.
+    """
+    if settings.test_sample == "fixed":
+        return settings.test_seed
+    return derive_seed(settings.test_seed, "test", instance.data_seed)
+
+
+def _instance_test_sample(
+    data: SampleSource, instance: Instance, settings: TrainSettings
+) -> Sample:
+    """The instance's own test sample (``test_sample="per_instance"``), seeded by its data seed."""
+    seed = instance_test_seed(settings, instance)
+    return _check_sample(data.test_sample(settings.n_test, seed=seed), "test", settings.n_test)
 
 
 def _target(sample: Sample, task: str) -> torch.Tensor:

@@ -1,4 +1,8 @@
-"""Small simulated datasets A and B, written once per test session."""
+"""Small simulated datasets A and B, written once per test session.
+
+``events_*`` are read out like the LHCb ECAL (the default); ``showers_*`` are the same showers
+without the readout, as GEANT4 would give them: the shower model's own checks use those.
+"""
 
 from __future__ import annotations
 
@@ -46,3 +50,26 @@ def events_a(dataset_a_path: Path) -> Events:
 @pytest.fixture(scope="session")
 def events_b(dataset_b_path: Path) -> Events:
     return read_events(dataset_b_path)
+
+
+def _showers(factory: pytest.TempPathFactory, dataset: str, n_events: int, seed: int) -> Events:
+    out = factory.mktemp("calo") / f"showers_{dataset}.root"
+    path = simulate(
+        dataset=dataset,
+        n_events=n_events,
+        seed=seed,
+        out=out,
+        progress_bar=False,
+        electronics=False,
+    )
+    return read_events(path)
+
+
+@pytest.fixture(scope="session")
+def showers_a(tmp_path_factory: pytest.TempPathFactory) -> Events:
+    return _showers(tmp_path_factory, "A", N_EVENTS_A, 11)
+
+
+@pytest.fixture(scope="session")
+def showers_b(tmp_path_factory: pytest.TempPathFactory) -> Events:
+    return _showers(tmp_path_factory, "B", N_EVENTS_B, 12)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 
@@ -130,8 +131,38 @@ def test_demo_runs_end_to_end_at_toy_scale(
     assert (table["trainings"] > 0).all()
     out = capsys.readouterr().out
     assert f"optuna-dashboard {storage} --artifact-dir" in out
+    # The table ends with what it shows, from its numbers: two instances cannot tell spreads
+    # apart (Brown-Forsythe needs three), and the toy nets lose to the baseline.
+    assert "Steadier by std:" in out and "Steadier by max:" in out
+    assert "Beyond the noise of 2 instances? No" in out
+    assert "Against the parametric baseline: both nets are worse" in out
     assert set(optuna.get_all_study_names(storage)) == {
         "demo-robust",
         "demo-tpe",
         "demo-tpe:robustness",
     }
+
+
+def _measured(losses: list[float], stop_reason: str) -> optuna.trial.FrozenTrial:
+    records = {
+        f"robust:final:{i:06d}": {"loss": loss, "stop_reason": stop_reason}
+        for i, loss in enumerate(losses)
+    }
+    return optuna.trial.create_trial(value=max(losses), user_attrs=records)
+
+
+def test_demo_says_which_winner_is_steadier_and_whether_beyond_the_noise() -> None:
+    from optuna_robust.calo import demo
+
+    rng = np.random.default_rng(0)
+    steady = _measured(list(0.02 + 0.001 * rng.standard_normal(12)), "converged")
+    wild = _measured(list(0.05 + 0.01 * rng.standard_normal(12)), "max_epochs")
+    lines = demo.what_it_shows({"robust selection": steady, "TPE NAS": wild}, 0.01, demo.SETTINGS)
+    assert lines[0].startswith("Steadier by std: robust selection")
+    assert lines[1].startswith("Steadier by max: robust selection")
+    assert lines[2].startswith("Beyond the noise of 12 instances? Yes")
+    assert "both nets are worse" in lines[3] and "12 of 24 instances were stopped" in lines[3]
+    close = _measured(list(0.02 + 0.01 * rng.standard_normal(12) ** 2), "converged")
+    lines = demo.what_it_shows({"robust selection": wild, "TPE NAS": close}, 0.05, demo.SETTINGS)
+    assert "? No" in lines[2]
+    assert lines[3].startswith("Against the parametric baseline: robust selection")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 import math
 from pathlib import Path
 import pickle
@@ -22,6 +23,7 @@ from optuna_robust.calo.models import build_model
 from optuna_robust.calo.train import CaloTrainer
 from optuna_robust.calo.train import TrainSettings
 from optuna_robust.calo.train import early_stop_epoch
+from optuna_robust.calo.train import instance_test_seed
 from optuna_robust.calo.train import train_instances
 from tests.calo._synthetic import SyntheticCaloData
 
@@ -74,7 +76,11 @@ def train_alone(
     )
     loss_fn = loss_for(task)
     sample = data.training_sample(settings.n_train, instance.data_seed)
-    test = data.test_sample(settings.n_test, seed=settings.test_seed)
+    seed = settings.test_seed
+    if settings.test_sample == "per_instance":  # the documented rule
+        seed = derive_seed(settings.test_seed, "test", instance.data_seed)
+        assert instance_test_seed(settings, instance) == seed
+    test = data.test_sample(settings.n_test, seed=seed)
     targets = sample.energy if task == "energy" else sample.x
     test_targets = test.energy if task == "energy" else test.x
     generator = torch.Generator().manual_seed(derive_seed(instance.init_seed, "minibatches"))
@@ -162,6 +168,66 @@ def test_parallel_groups_on_two_threads_equal_training_alone() -> None:
     torch.set_num_threads(1)
     for result, instance in zip(results, instances, strict=True):
         curve, _ = train_alone(config, instance, data, "energy", SETTINGS, SETTINGS.max_epochs)
+        assert_curves_close(result["curve"], curve)
+
+
+PER_INSTANCE = TrainSettings(
+    min_epochs=3, window=3, max_epochs=3, n_train=72, n_test=48, test_sample="per_instance"
+)
+
+
+@pytest.mark.parametrize(
+    ("task", "config", "settings"),
+    [
+        ("energy", {"optimizer": "Adam"}, PER_INSTANCE),
+        (
+            "position",
+            {"optimizer": "AdamW", "inductive_bias": True, "activation": "PReLU"},
+            PER_INSTANCE,
+        ),
+        (
+            "energy",
+            {"optimizer": "NAdam", "inductive_bias": True},
+            replace(PER_INSTANCE, group_size=2),
+        ),
+    ],
+)
+def test_per_instance_test_samples_equal_training_alone(
+    task: str, config: dict[str, Any], settings: TrainSettings
+) -> None:
+    results = check_against_alone({**TINY, **config}, task=task, settings=settings)
+    # Not vacuous: the instances' test samples differ, so the fixed test sample would give
+    # other losses.
+    fixed = train_instances(
+        {**TINY, **config},
+        INSTANCES,
+        data=SyntheticCaloData(),
+        task=task,
+        settings=replace(settings, test_sample="fixed"),
+    )
+    for own, shared in zip(results, fixed, strict=True):
+        assert abs(own["loss"] - shared["loss"]) > 100 * RTOL * abs(shared["loss"])
+
+
+def test_per_instance_test_samples_follow_stopped_instances_out() -> None:
+    # The middle instance stops after epoch 2 (empty clusters, flat loss); its test sample
+    # must leave the stack with it, so the others keep being scored on their own samples.
+    config = {**TINY, "lr": 2e-3, "l2": 0.0, "optimizer": "Adam"}
+    settings = TrainSettings(
+        min_epochs=2,
+        window=2,
+        tolerance=0.01,
+        max_epochs=6,
+        n_train=64,
+        n_test=64,
+        test_sample="per_instance",
+    )
+    instances = [Instance(0, 0, 0), Instance(1, 99, 1), Instance(2, 3, 3)]
+    data = SyntheticCaloData(empty_seeds={99})
+    results = train_instances(config, instances, data=data, task="energy", settings=settings)
+    assert [result["epochs"] for result in results] == [6, 2, 6]  # the premise of this test
+    for result, instance in zip(results, instances, strict=True):
+        curve, _ = train_alone(config, instance, data, "energy", settings, result["epochs"])
         assert_curves_close(result["curve"], curve)
 
 
@@ -306,6 +372,7 @@ def test_early_stop_rule_is_the_trainers() -> None:
         ({"n_train": 0}, "n_train must be an integer >= 1 but got 0"),
         ({"n_test": 2.5}, "n_test must be an integer >= 1 but got 2.5"),
         ({"group_size": 0}, "group_size must be an integer >= 1 but got 0"),
+        ({"test_sample": "random"}, "test_sample must be 'fixed' or 'per_instance' but got"),
     ],
 )
 def test_train_settings_reject_bad_values(options: dict[str, Any], match: str) -> None:
