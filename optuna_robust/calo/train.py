@@ -26,18 +26,24 @@ import math
 import os
 import time
 from typing import Any
-from typing import Protocol
-from typing import runtime_checkable
 
 from optuna_robust import Instance
 from optuna_robust._imports import import_optional
 from optuna_robust._instances import derive_seed  # the documented minibatch seed rule
+from optuna_robust.calo._inputs import SampleSource as SampleSource
+from optuna_robust.calo._inputs import check_instance
+from optuna_robust.calo._inputs import check_int
+from optuna_robust.calo._inputs import check_sample
+from optuna_robust.calo._inputs import open_data
 from optuna_robust.calo._optim import keep_instances
 from optuna_robust.calo._optim import make_optimizer
 from optuna_robust.calo._runtime import keep_freed_memory
 from optuna_robust.calo._runtime import resolve_device
 from optuna_robust.calo._runtime import torch_threads
 from optuna_robust.calo._sample import Sample
+from optuna_robust.calo._stopping import early_stop_epoch as early_stop_epoch
+from optuna_robust.calo._stopping import stop_reason
+from optuna_robust.calo._stopping import stops_after
 from optuna_robust.calo.data import GRID_SIZE
 from optuna_robust.calo.losses import TASKS
 from optuna_robust.calo.losses import loss_for
@@ -61,19 +67,6 @@ _AUTO_GROUP_SIZE = {"cpu": 8, "cuda": 256}
 _MIN_PARALLEL_GROUP = 4
 # Floats of first-layer activations per evaluation chunk: bounds the memory at any K.
 _EVAL_FLOATS = {"cpu": 1 << 21, "cuda": 1 << 28}
-
-
-@runtime_checkable
-class SampleSource(Protocol):
-    """What the trainer needs from a dataset (``optuna_robust.calo.data`` provides it)."""
-
-    def training_sample(self, n: int, data_seed: int) -> Sample:
-        """``n`` rows bootstrapped from the training half with seed ``data_seed``."""
-        ...
-
-    def test_sample(self, n: int | None = None, seed: int = 0) -> Sample:
-        """``n`` rows of the test half (all of them when ``None``), chosen with ``seed``."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -111,52 +104,21 @@ class TrainSettings:
     group_size: int | None = None
 
     def __post_init__(self) -> None:
-        _check_int("min_epochs", self.min_epochs, minimum=0)
-        _check_int("window", self.window, minimum=1)
-        _check_int("max_epochs", self.max_epochs, minimum=1)
-        _check_int("n_train", self.n_train, minimum=1)
-        _check_int("test_seed", self.test_seed, minimum=0)
+        check_int("min_epochs", self.min_epochs, minimum=0)
+        check_int("window", self.window, minimum=1)
+        check_int("max_epochs", self.max_epochs, minimum=1)
+        check_int("n_train", self.n_train, minimum=1)
+        check_int("test_seed", self.test_seed, minimum=0)
         if self.n_test is not None:
-            _check_int("n_test", self.n_test, minimum=1)
+            check_int("n_test", self.n_test, minimum=1)
         if self.group_size is not None:
-            _check_int("group_size", self.group_size, minimum=1)
+            check_int("group_size", self.group_size, minimum=1)
         if not (isinstance(self.tolerance, int | float) and self.tolerance >= 0):
             raise ValueError(f"tolerance must be a number >= 0 but got {self.tolerance!r}.")
         if self.min_epochs > self.max_epochs:
             raise ValueError(
                 f"min_epochs ({self.min_epochs}) must not exceed max_epochs ({self.max_epochs})."
             )
-
-
-def early_stop_epoch(
-    curve: Sequence[float], *, min_epochs: int, window: int, tolerance: float, max_epochs: int
-) -> int | None:
-    """The epoch at which the early-stopping rule of paper 3.7 stops a loss curve.
-
-    An instance stops after epoch ``e`` (1-based) at the first ``e`` where its loss is not
-    finite, or ``e >= max(min_epochs, window)`` and the last ``window`` losses satisfy
-    ``max <= (1 + tolerance) * min``, or ``e == max_epochs``. Its loss is ``curve[e - 1]``
-    (``inf`` when not finite), not the best loss seen.
-
-    Args:
-        curve:
-            Test loss after each epoch so far.
-        min_epochs:
-            Epochs trained at least.
-        window:
-            Epochs compared.
-        tolerance:
-            Relative spread allowed in the window.
-        max_epochs:
-            Epoch at which training stops anyway.
-
-    Returns:
-        The stopping epoch (1-based), or ``None`` while training should go on.
-    """
-    for epoch in range(1, len(curve) + 1):
-        if _stops_after(curve, epoch, min_epochs, window, tolerance, max_epochs):
-            return epoch
-    return None
 
 
 def train_instances(
@@ -210,13 +172,13 @@ def train_instances(
             "data must have training_sample(n, data_seed) and test_sample(n, seed) methods "
             f"but got {data!r}."
         )
-    instances = [_check_instance(instance) for instance in instances]
+    instances = [check_instance(instance) for instance in instances]
     target_device = resolve_device(device)
     if not instances:
         return []
     if target_device.type == "cpu":
         keep_freed_memory()
-    test = _check_sample(data.test_sample(settings.n_test, seed=settings.test_seed), "test", None)
+    test = check_sample(data.test_sample(settings.n_test, seed=settings.test_seed), "test", None)
     # On a CPU, parallel groups (one per torch thread, each op single-threaded) are a little
     # faster than multi-threaded ops on these small tensors on an idle machine, and several
     # times faster when other processes take a core, where OpenMP threads wait for each other
@@ -277,7 +239,7 @@ class CaloTrainer:
         if not isinstance(settings, TrainSettings):
             raise ValueError(f"settings must be a TrainSettings but got {settings!r}.")
         if num_threads is not None:
-            _check_int("num_threads", num_threads, minimum=1)
+            check_int("num_threads", num_threads, minimum=1)
         if device is not None:
             resolve_device(device)
         if isinstance(data, str | os.PathLike):
@@ -301,7 +263,7 @@ class CaloTrainer:
         if self._data is not None:
             data = self._data
         else:
-            data = _open_data(str(self._path), self.root_options)
+            data = open_data(str(self._path), self.root_options)
         with torch_threads(self.num_threads):
             return train_instances(
                 config,
@@ -332,7 +294,7 @@ def _train_group(
 
     # Data: each instance's bootstrap sample, stacked as rows of one table (instance-major).
     samples = [
-        _check_sample(data.training_sample(n_train, inst.data_seed), "training", n_train)
+        check_sample(data.training_sample(n_train, inst.data_seed), "training", n_train)
         for inst in instances
     ]
     deposits = torch.stack([s.deposits for s in samples]).to(device)  # (K, n, 15, 15)
@@ -399,7 +361,7 @@ def _train_group(
             seconds[position] += epoch_seconds / n_active
             loss = test_loss[slot] if train_finite[slot] else math.inf
             curves[position].append(loss if math.isfinite(loss) else math.inf)
-            if _stops_after(
+            if stops_after(
                 curves[position],
                 epoch,
                 settings.min_epochs,
@@ -415,7 +377,9 @@ def _train_group(
                 "loss": curve[-1],
                 "epochs": epoch,
                 "curve": curve,
-                "stop_reason": _stop_reason(curve, settings),
+                "stop_reason": stop_reason(
+                    curve, settings.min_epochs, settings.window, settings.tolerance
+                ),
             }
             if return_state:
                 results[position]["state_dict"] = {
@@ -473,77 +437,3 @@ def _evaluate(
 
 def _target(sample: Sample, task: str) -> torch.Tensor:
     return sample.energy if task == "energy" else sample.x
-
-
-def _stops_after(
-    curve: Sequence[float],
-    epoch: int,
-    min_epochs: int,
-    window: int,
-    tolerance: float,
-    max_epochs: int,
-) -> bool:
-    """Whether the rule stops training after ``epoch`` (1-based), looking at curve[:epoch]."""
-    return (
-        not math.isfinite(curve[epoch - 1])
-        or _window_is_flat(curve, epoch, min_epochs, window, tolerance)
-        or epoch >= max_epochs
-    )
-
-
-def _window_is_flat(
-    curve: Sequence[float], epoch: int, min_epochs: int, window: int, tolerance: float
-) -> bool:
-    if epoch < max(min_epochs, window):
-        return False
-    recent = curve[epoch - window : epoch]
-    return max(recent) <= (1 + tolerance) * min(recent)
-
-
-def _stop_reason(curve: Sequence[float], settings: TrainSettings) -> str:
-    if not math.isfinite(curve[-1]):
-        return "diverged"
-    epoch = len(curve)
-    if _window_is_flat(curve, epoch, settings.min_epochs, settings.window, settings.tolerance):
-        return "converged"
-    return "max_epochs"
-
-
-def _check_int(name: str, value: object, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum} but got {value!r}.")
-
-
-def _check_instance(instance: object) -> Instance:
-    try:
-        data_seed, init_seed = instance.data_seed, instance.init_seed  # type: ignore[attr-defined]
-    except AttributeError:
-        raise ValueError(
-            f"instances must be Instance(index, data_seed, init_seed) but got {instance!r}."
-        ) from None
-    if not (isinstance(data_seed, int) and isinstance(init_seed, int)):
-        raise ValueError(f"data_seed and init_seed must be integers but got {instance!r}.")
-    return Instance(getattr(instance, "index", 0), data_seed, init_seed)
-
-
-def _check_sample(sample: Sample, kind: str, n_rows: int | None) -> Sample:
-    deposits = getattr(sample, "deposits", None)
-    shape = tuple(getattr(deposits, "shape", ()))
-    if not isinstance(deposits, torch.Tensor) or shape[1:] != (GRID_SIZE, GRID_SIZE):
-        raise ValueError(f"The {kind} sample's deposits must have shape (n, 15, 15): {shape}.")
-    if n_rows is not None and shape[0] != n_rows:
-        raise ValueError(f"The {kind} sample has {shape[0]} rows but {n_rows} were asked for.")
-    return Sample(deposits.float(), sample.energy.float(), sample.x.float(), sample.y.float())
-
-
-_OPENED: dict[str, SampleSource] = {}
-
-
-def _open_data(path: str, root_options: Mapping[str, Any]) -> SampleSource:
-    """The dataset at ``path``, opened once per process (workers get the path, not the data)."""
-    key = f"{path}|{sorted(root_options.items())}"
-    if key not in _OPENED:
-        from optuna_robust.calo.data import CaloData
-
-        _OPENED[key] = CaloData.from_root(path, **root_options)
-    return _OPENED[key]
