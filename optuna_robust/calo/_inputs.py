@@ -1,10 +1,11 @@
-"""What the trainer is given, checked (instances, samples, integer settings), and the dataset
-behind a path, opened once per process.
+"""What the trainer is given, checked (instances, ``(config, instances)`` batches, samples), and
+the dataset behind a path, opened once per process.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 from typing import Protocol
 from typing import runtime_checkable
@@ -13,6 +14,7 @@ from optuna_robust import Instance
 from optuna_robust._imports import import_optional
 from optuna_robust.calo._sample import Sample
 from optuna_robust.calo.data import GRID_SIZE
+from optuna_robust.calo.models import ModelConfig
 
 try:
     import torch
@@ -37,6 +39,13 @@ class SampleSource(Protocol):
 def check_int(name: str, value: object, *, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum} but got {value!r}.")
+
+
+def check_batch(batch: object) -> tuple[ModelConfig, list[Instance]]:
+    if not (isinstance(batch, Sequence) and not isinstance(batch, str) and len(batch) == 2):
+        raise ValueError(f"batches must be (config, instances) pairs but got {batch!r}.")
+    config, instances = batch
+    return ModelConfig.from_dict(config), [check_instance(instance) for instance in instances]
 
 
 def check_instance(instance: object) -> Instance:

@@ -1,11 +1,14 @@
-"""The instance trainer: K instances of one configuration trained together as one stacked model.
+"""The instance trainer: K instances trained together as one stacked model.
 
 Each instance has its own bootstrap training sample (``data_seed``), its own He initialisation
 and minibatch order (``init_seed``) and stops on its own epoch (paper 3.7); the K of them share
-one forward/backward pass (grouped convolutions, batched matmuls) and one optimiser over the
-stacked parameters. Optimisers act elementwise, so this gives the losses of K separate trainings.
-This module is the training loop; the stacked network is in ``calo/stacked.py``, the optimiser
-and its slicing in ``calo/_optim.py``, the process-wide settings in ``calo/_runtime.py``.
+one forward/backward pass (grouped convolutions, batched matmuls) and one vectorised optimiser
+step. The K instances may belong to different configurations of one architecture and batch
+size: each keeps its own optimiser, learning rate and L2. Optimisers act elementwise, so this
+gives the losses of K separate trainings. This module is the training loop; the stacked network
+and which configurations may share one are in ``calo/stacked.py``, the optimiser in
+``calo/_optim.py``, the stopping rule in ``calo/_stopping.py``, the process-wide settings in
+``calo/_runtime.py``.
 
 Seeds, so that a plain loop can reproduce an instance exactly: the weights are drawn by
 ``build_model(config, task, init_seed=instance.init_seed)``; each epoch's minibatch order is
@@ -18,6 +21,7 @@ over the ``n_train`` rows in minibatches of ``batch_size`` (the last one smaller
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,12 +35,11 @@ from optuna_robust import Instance
 from optuna_robust._imports import import_optional
 from optuna_robust._instances import derive_seed  # the documented minibatch seed rule
 from optuna_robust.calo._inputs import SampleSource as SampleSource
-from optuna_robust.calo._inputs import check_instance
+from optuna_robust.calo._inputs import check_batch
 from optuna_robust.calo._inputs import check_int
 from optuna_robust.calo._inputs import check_sample
 from optuna_robust.calo._inputs import open_data
-from optuna_robust.calo._optim import keep_instances
-from optuna_robust.calo._optim import make_optimizer
+from optuna_robust.calo._optim import StackedOptimizer
 from optuna_robust.calo._runtime import keep_freed_memory
 from optuna_robust.calo._runtime import resolve_device
 from optuna_robust.calo._runtime import torch_threads
@@ -50,6 +53,8 @@ from optuna_robust.calo.losses import loss_for
 from optuna_robust.calo.models import ModelConfig
 from optuna_robust.calo.models import inductive_features
 from optuna_robust.calo.stacked import StackedNet
+from optuna_robust.calo.stacked import group_key
+from optuna_robust.calo.stacked import split_evenly
 from optuna_robust.calo.stacked import stack_parameters
 
 try:
@@ -161,7 +166,55 @@ def train_instances(
         (test loss after each epoch) and ``stop_reason`` (``"converged"``, ``"max_epochs"``
         or ``"diverged"``).
     """
-    config = ModelConfig.from_dict(config)
+    (results,) = train_batches(
+        [(config, instances)],
+        data=data,
+        task=task,
+        settings=settings,
+        device=device,
+        return_state=return_state,
+    )
+    return results
+
+
+def train_batches(
+    batches: Sequence[tuple[Mapping[str, Any] | ModelConfig, Sequence[Instance]]],
+    *,
+    data: SampleSource,
+    task: str,
+    settings: TrainSettings | None = None,
+    device: str | torch.device | None = None,
+    return_state: bool = False,
+) -> list[list[dict[str, Any]]]:
+    """Train instances of several configurations; each gets the losses it would get alone.
+
+    Instances whose configurations have the same :func:`~optuna_robust.calo.stacked.group_key`
+    (the same network and batch size; Adadelta apart from the other optimisers) train together
+    as stacked models of at most ``settings.group_size`` instances, each instance with its own
+    optimiser, learning rate and L2. On a CPU where torch may use several threads, groups of at
+    least four instances train in parallel, one per thread (torch ops single-threaded meanwhile).
+
+    Args:
+        batches:
+            ``[(config, instances), ...]``: each configuration (a flat dict or a
+            :class:`~optuna_robust.calo.models.ModelConfig`) with the instances to train.
+        data:
+            Any object with ``training_sample(n, data_seed)`` and ``test_sample(n, seed)``.
+        task:
+            ``"energy"`` or ``"position"``.
+        settings:
+            Sample sizes and early stopping (``None``: ``TrainSettings()``, the paper's).
+        device:
+            ``None``: CUDA when available, else the CPU.
+        return_state:
+            Also return each instance's final weights (see :func:`train_instances`).
+
+    Returns:
+        One list per batch, in order, of one dict per instance as :func:`train_instances`
+        returns them.
+    """
+    checked = [check_batch(batch) for batch in batches]
+    members = [(config, instance) for config, instances in checked for instance in instances]
     if task not in TASKS:
         raise ValueError(f"task must be 'energy' or 'position' but got {task!r}.")
     settings = TrainSettings() if settings is None else settings
@@ -172,10 +225,9 @@ def train_instances(
             "data must have training_sample(n, data_seed) and test_sample(n, seed) methods "
             f"but got {data!r}."
         )
-    instances = [check_instance(instance) for instance in instances]
     target_device = resolve_device(device)
-    if not instances:
-        return []
+    if not members:
+        return [[] for _ in batches]
     if target_device.type == "cpu":
         keep_freed_memory()
     test = check_sample(data.test_sample(settings.n_test, seed=settings.test_seed), "test", None)
@@ -184,24 +236,48 @@ def train_instances(
     # times faster when other processes take a core, where OpenMP threads wait for each other
     # at every op (docs/performance.md).
     threads = torch.get_num_threads() if target_device.type == "cpu" else 1
-    workers = max(1, min(threads, len(instances) // _MIN_PARALLEL_GROUP))
+    workers = max(1, min(threads, len(members) // _MIN_PARALLEL_GROUP))
     group_size = settings.group_size or _AUTO_GROUP_SIZE.get(target_device.type, 8)
-    n_groups = max(-(-len(instances) // group_size), workers)
-    bounds = [len(instances) * g // n_groups for g in range(n_groups + 1)]
-    groups = [instances[start:stop] for start, stop in zip(bounds, bounds[1:])]
+    by_key: dict[Hashable, list[int]] = {}
+    for position, (config, _) in enumerate(members):
+        by_key.setdefault(group_key(config), []).append(position)
+    groups = [
+        group
+        for positions in by_key.values()
+        for group in split_evenly(
+            positions,
+            group_size=group_size,
+            workers=max(1, min(workers, len(positions) // _MIN_PARALLEL_GROUP)),
+        )
+    ]
+    groups.sort(key=len, reverse=True)  # the largest first: parallel workers end together
 
-    def train(group: list[Instance]) -> list[dict[str, Any]]:
-        return _train_group(config, group, data, test, task, settings, target_device, return_state)
+    def train(group: list[int]) -> list[dict[str, Any]]:
+        group_members = [members[position] for position in group]
+        return _train_group(group_members, data, test, task, settings, target_device, return_state)
 
     if workers == 1:
-        return [result for group in groups for result in train(group)]
-    with torch_threads(1), ThreadPoolExecutor(max_workers=workers) as pool:
-        return [result for group_results in pool.map(train, groups) for result in group_results]
+        outcomes = [train(group) for group in groups]
+    else:
+        with torch_threads(1), ThreadPoolExecutor(max_workers=workers) as pool:
+            outcomes = list(pool.map(train, groups))
+    results: list[dict[str, Any]] = [{} for _ in members]
+    for group, group_results in zip(groups, outcomes, strict=True):
+        for position, result in zip(group, group_results, strict=True):
+            results[position] = result
+    per_batch, start = [], 0
+    for _, instances in checked:
+        per_batch.append(results[start : start + len(instances)])
+        start += len(instances)
+    return per_batch
 
 
 class CaloTrainer:
     """``train_fn(params, instances)`` for :func:`optuna_robust.select` and friends.
 
+    It also offers ``select`` its round's work in groups (``group_key``, ``train_group`` and
+    ``max_group_size``): models whose configurations share a network and a batch size come in
+    one call and train as stacked models, each instance with its own optimiser settings.
     Picklable for process executors: built from a path, it holds only the path and loads the
     data lazily, once per worker process.
 
@@ -221,6 +297,9 @@ class CaloTrainer:
         root_options:
             Keyword arguments for ``CaloData.from_root`` when ``data`` is a path (branch
             names, ``tree_name``, ``split_seed`` ...).
+        max_group_size:
+            Models that ``select`` hands over in one ``train_group`` call at most (a call that
+            raises is retried model by model; with ``select``'s ``timeout``, one call gets it).
     """
 
     def __init__(
@@ -232,6 +311,7 @@ class CaloTrainer:
         device: str | None = None,
         num_threads: int | None = None,
         root_options: Mapping[str, Any] | None = None,
+        max_group_size: int = 64,
     ) -> None:
         if task not in TASKS:
             raise ValueError(f"task must be 'energy' or 'position' but got {task!r}.")
@@ -240,6 +320,7 @@ class CaloTrainer:
             raise ValueError(f"settings must be a TrainSettings but got {settings!r}.")
         if num_threads is not None:
             check_int("num_threads", num_threads, minimum=1)
+        check_int("max_group_size", max_group_size, minimum=1)
         if device is not None:
             resolve_device(device)
         if isinstance(data, str | os.PathLike):
@@ -254,24 +335,33 @@ class CaloTrainer:
         self.device = device
         self.num_threads = num_threads
         self.root_options = dict(root_options or {})
+        self.max_group_size = max_group_size
 
     def __call__(
         self, params: Mapping[str, Any], instances: Sequence[Instance]
     ) -> list[dict[str, Any]]:
         """Train ``instances`` of the configuration ``params``; see :func:`train_instances`."""
-        config = ModelConfig.from_dict(params)
+        (results,) = self.train_group([(params, instances)])
+        return results
+
+    def group_key(self, params: Mapping[str, Any]) -> Hashable:
+        """Equal for models that can train in one stacked model (``calo.stacked.group_key``)."""
+        try:
+            return group_key(ModelConfig.from_dict(params))
+        except ValueError:  # invalid params: a group of its own, whose training then fails
+            return "invalid", repr(sorted(params.items(), key=str))
+
+    def train_group(
+        self, batches: Sequence[tuple[Mapping[str, Any], Sequence[Instance]]]
+    ) -> list[list[dict[str, Any]]]:
+        """Train ``[(params, instances), ...]``: one result list per batch (``train_batches``)."""
         if self._data is not None:
             data = self._data
         else:
             data = open_data(str(self._path), self.root_options)
         with torch_threads(self.num_threads):
-            return train_instances(
-                config,
-                instances,
-                data=data,
-                task=self.task,
-                settings=self.settings,
-                device=self.device,
+            return train_batches(
+                batches, data=data, task=self.task, settings=self.settings, device=self.device
             )
 
     def __repr__(self) -> str:
@@ -280,8 +370,7 @@ class CaloTrainer:
 
 
 def _train_group(
-    config: ModelConfig,
-    instances: list[Instance],
+    members: list[tuple[ModelConfig, Instance]],
     data: SampleSource,
     test: Sample,
     task: str,
@@ -289,7 +378,11 @@ def _train_group(
     device: torch.device,
     return_state: bool,
 ) -> list[dict[str, Any]]:
+    """Train one stacked model: ``(config, instance)`` members of one ``group_key``."""
     start_time = time.perf_counter()
+    configs = [config for config, _ in members]
+    instances = [instance for _, instance in members]
+    config = configs[0]  # the architecture and batch size, shared by every member
     n_train, batch_size = settings.n_train, config.batch_size
 
     # Data: each instance's bootstrap sample, stacked as rows of one table (instance-major).
@@ -307,9 +400,11 @@ def _train_group(
     test_extras = inductive_features(test.deposits, task).to(device)
     del samples
 
-    # Model: the reference networks' initial weights, stacked along a leading instance axis.
-    params = stack_parameters(config, task, [inst.init_seed for inst in instances], device)
-    optimizer = make_optimizer(config, list(params.values()), device)
+    # Model: the reference networks' initial weights, stacked along a leading instance axis;
+    # the optimiser holds them, with each member's own optimiser, learning rate and L2.
+    initial = stack_parameters(config, task, [inst.init_seed for inst in instances], device)
+    optimizer = StackedOptimizer(configs, initial)
+    params = optimizer.params
     net = StackedNet(config)
     loss_fn = loss_for(task)
     generators = [
@@ -347,7 +442,7 @@ def _train_group(
                 )
             predictions = net.forward(params, inputs, batch_extras)
             losses = loss_fn(predictions, batch_targets)  # (K,): each instance's own mean
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             # The sum keeps the instances apart: d(sum)/d(loss_k) = 1 for each k.
             losses.sum().backward()
             optimizer.step()
@@ -395,7 +490,8 @@ def _train_group(
             deposits, targets = deposits[keep_index], targets[keep_index]
             if extras is not None:
                 extras = extras[keep_index]
-            params, optimizer = keep_instances(params, optimizer, keep_index, config, device)
+            optimizer.keep(keep_index)
+            params = optimizer.params
 
     for result, instance_seconds in zip(results, seconds, strict=True):
         result["seconds"] = instance_seconds
