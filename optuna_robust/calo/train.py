@@ -63,10 +63,13 @@ except ModuleNotFoundError:  # pragma: no cover - torch comes with the calo extr
     import_optional("torch")  # raises, naming the install command
     raise
 
-# Instances trained together at most when TrainSettings.group_size is None. On a CPU the
-# throughput per instance is flat from K = 4 to 16 and falls beyond, when the activations of
-# a group (and of the group on the other core) outgrow the cache; a GPU needs hundreds.
-_AUTO_GROUP_SIZE = {"cpu": 8, "cuda": 256}
+# When TrainSettings.group_size is None, a group holds as many instances as keep its
+# first-layer activations of one step within this many floats (and at most _MAX_AUTO_GROUP):
+# on a CPU the throughput per instance grows with K while they stay about cache-sized (8
+# instances of the benchmark model, 64 of the paper grid's smallest) and falls beyond; there,
+# larger groups only amortise the per-step overhead further. A GPU needs hundreds.
+_GROUP_FLOATS = {"cpu": 1 << 21, "cuda": 1 << 28}
+_MAX_AUTO_GROUP = {"cpu": 64, "cuda": 1024}
 # On a CPU with several torch threads, groups of at least this many instances train in
 # parallel, one per thread (see train_instances).
 _MIN_PARALLEL_GROUP = 4
@@ -96,7 +99,9 @@ class TrainSettings:
             Seed of the test sample; the same for every instance and every model.
         group_size:
             Instances trained together at most; more are split into groups of equal size.
-            ``None``: 8 on a CPU, 256 on a GPU.
+            ``None``: as many as keep a step's first-layer activations about cache-sized on a
+            CPU (8 of the paper's 2 conv + 2 FC net at batch 32, up to 64 of smaller ones),
+            up to 1,024 on a GPU.
     """
 
     min_epochs: int = 100
@@ -237,7 +242,6 @@ def train_batches(
     # at every op (docs/performance.md).
     threads = torch.get_num_threads() if target_device.type == "cpu" else 1
     workers = max(1, min(threads, len(members) // _MIN_PARALLEL_GROUP))
-    group_size = settings.group_size or _AUTO_GROUP_SIZE.get(target_device.type, 8)
     by_key: dict[Hashable, list[int]] = {}
     for position, (config, _) in enumerate(members):
         by_key.setdefault(group_key(config), []).append(position)
@@ -246,7 +250,8 @@ def train_batches(
         for positions in by_key.values()
         for group in split_evenly(
             positions,
-            group_size=group_size,
+            group_size=settings.group_size
+            or _auto_group_size(members[positions[0]][0], target_device),
             workers=max(1, min(workers, len(positions) // _MIN_PARALLEL_GROUP)),
         )
     ]
@@ -257,7 +262,10 @@ def train_batches(
         return _train_group(group_members, data, test, task, settings, target_device, return_state)
 
     if workers == 1:
-        outcomes = [train(group) for group in groups]
+        # Too few instances for parallel groups: single-threaded ops all the same, since
+        # OpenMP threads on these small tensors mostly wait for each other.
+        with torch_threads(1 if target_device.type == "cpu" else None):
+            outcomes = [train(group) for group in groups]
     else:
         with torch_threads(1), ThreadPoolExecutor(max_workers=workers) as pool:
             outcomes = list(pool.map(train, groups))
@@ -496,6 +504,15 @@ def _train_group(
     for result, instance_seconds in zip(results, seconds, strict=True):
         result["seconds"] = instance_seconds
     return results
+
+
+def _auto_group_size(config: ModelConfig, device: torch.device) -> int:
+    """Instances per group when ``TrainSettings.group_size`` is None (see _GROUP_FLOATS)."""
+    filters, kernel = config.conv_layers[0]
+    side = GRID_SIZE if config.padding == "same" else GRID_SIZE - kernel + 1
+    per_instance = config.batch_size * filters * side**2
+    budget = _GROUP_FLOATS.get(device.type, _GROUP_FLOATS["cpu"])
+    return max(1, min(_MAX_AUTO_GROUP.get(device.type, 64), budget // per_instance))
 
 
 def _evaluate(

@@ -5,6 +5,8 @@ machine's busy time from ``/proc/stat`` (steal included: a hypervisor's other gu
 minus this process's own ``getrusage``. A run during which the others averaged more than
 ``max_other_cores`` is contaminated and repeated, up to ``max_attempts`` runs in all; the result
 is the median of the clean runs (of all runs, flagged ``clean=False``, when too few were clean).
+A run that times its own work (e.g. in child processes, after they have started and loaded
+their data) returns :class:`SelfTimed`; the load check still spans the whole run.
 """
 
 from __future__ import annotations
@@ -16,6 +18,13 @@ import os
 import resource
 import statistics
 import time
+
+
+@dataclass(frozen=True)
+class SelfTimed:
+    """What a timed callable returns when it measured its own work's wall time."""
+
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,11 @@ def machine_busy_seconds() -> float | None:
 
 
 def own_cpu_seconds() -> float:
-    """CPU seconds this process (all its threads) and its waited-for children have used."""
+    """CPU seconds this process (all its threads) and its waited-for children have used.
+
+    Child processes count once they have been waited for (joined): a timed run that starts
+    processes must join them before it returns.
+    """
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
@@ -84,7 +97,8 @@ def guarded_time(
 
     Args:
         run:
-            The work to time (its result is ignored).
+            The work to time; its result is ignored unless it is a :class:`SelfTimed`, whose
+            seconds then stand for the run's wall time.
         repeats:
             Clean runs wanted.
         max_other_cores:
@@ -114,9 +128,10 @@ def guarded_time(
     while len(runs) < max_attempts and len(clean_runs) < repeats:
         busy_before, own_before = machine_busy_seconds(), own_cpu_seconds()
         start = time.perf_counter()
-        run()
-        wall = time.perf_counter() - start
+        result = run()
+        span = time.perf_counter() - start
         busy_after, own_after = machine_busy_seconds(), own_cpu_seconds()
+        wall = result.seconds if isinstance(result, SelfTimed) else span
         own_used = own_after - own_before
         if busy_before is None or busy_after is None:
             other_used = float("nan")
@@ -124,9 +139,9 @@ def guarded_time(
             # Clock ticks are coarse (10 ms): never report a negative load.
             other_used = max(0.0, (busy_after - busy_before) - own_used)
         runs.append(wall)
-        other.append(other_used / wall)
-        own.append(own_used / wall)
-        if not other_used / wall > max_other_cores:  # NaN counts as clean
+        other.append(other_used / span)
+        own.append(own_used / span)
+        if not other_used / span > max_other_cores:  # NaN counts as clean
             clean_runs.append(wall)
     clean = len(clean_runs) >= repeats
     median = statistics.median(clean_runs if clean else runs)

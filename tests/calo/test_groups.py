@@ -7,6 +7,9 @@ alone (``train_alone``, the plain nn.Module + torch.optim loop), for every optim
 from __future__ import annotations
 
 from collections.abc import Iterator
+import importlib.util
+import json
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -238,3 +241,18 @@ def test_select_with_groups_equals_select_model_by_model(group_sizes: list[list[
     assert grouped.winners[0].params == plain.winners[0].params
     assert grouped.rounds.equals(plain.rounds)  # the same decisions in every round
     assert grouped.winners[0].value == pytest.approx(plain.winners[0].value, rel=RTOL)
+
+
+def test_gpu_check_runs_end_to_end_in_quick_mode(tmp_path: Path) -> None:
+    # The prepared GPU script, shrunk (--quick) so that it runs here on the CPU in seconds.
+    path = Path(__file__).resolve().parents[2] / "studies" / "benchmarks" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check", path)
+    assert spec is not None and spec.loader is not None
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    out = tmp_path / "gpu_check.json"
+    gpu_check.main(["--quick", "--device", "cpu", "--json", str(out)])
+    document = json.loads(out.read_text())
+    ran = {row["name"] for row in document["rows"] if not row.get("skipped")}
+    assert ran == {"plain loop", "trainer", "mixed groups", "select slice"}
+    assert document["mixed_vs_alone_max_rel_diff"] < RTOL
