@@ -10,7 +10,8 @@ measurements, in one run:
 2. round 1 of a selection over a slice of the paper's grid (architectures with every one of
    their training configurations: NAdam/AdamW x 4 learning rates x 3 L2 x 4 batch sizes),
    through ``select``: mixed groups (``CaloTrainer.train_group``) against one model per call
-   (``CaloTrainer.__call__``) on a process pool of one single-thread worker per core.
+   (``CaloTrainer.__call__``) on a process pool of one single-thread worker per core; and the
+   plain loop one model per call on that pool, for comparison.
 
 Each reports instance-epochs/s, the ratio to its baseline and the share of the matmul ceiling
 (a large float32 matmul on every core), from FLOPs counted by ``torch.utils.flop_counter``.
@@ -244,7 +245,7 @@ def selection_round_one(
         timing = guarded_time(round_one(candidates, train_fn, workers), **guard)
         epochs = len(candidates) * args.epochs
         rows.append(Row(name, setup, epochs, flops * args.epochs, timing, len(candidates)))
-        print(format_row(rows[-1], rows[0].rate, ceiling), flush=True)
+        print(format_row(rows[-1], rows[min(1, len(rows) - 1)].rate, ceiling), flush=True)
     return rows
 
 
@@ -359,11 +360,12 @@ def plain_loop(
     args: argparse.Namespace,
     device: torch.device,
 ) -> float:
-    """What one would write without the trainer: one model, fused AdamW, the same work."""
+    """What one would write without the trainer: one model, its torch optimiser, the same work."""
     model_config = ModelConfig.from_dict(config)
     model = build_model(model_config, TASK, init_seed=instance.init_seed).to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=model_config.lr, weight_decay=model_config.l2, fused=True
+    options = {"fused": True} if model_config.optimizer in ("Adam", "AdamW", "SGD") else {}
+    optimizer = getattr(torch.optim, model_config.optimizer)(
+        model.parameters(), lr=model_config.lr, weight_decay=model_config.l2, **options
     )
     loss_fn = loss_for(TASK)
     sample = data.training_sample(args.n_train, instance.data_seed)
@@ -384,6 +386,20 @@ def plain_loop(
             test_loss = loss_fn(model(test_deposits), test_energy)
         float(test_loss)  # one synchronisation per epoch, as the trainer has
     return float(test_loss)
+
+
+@dataclass
+class PlainTrainer:
+    """A ``train_fn`` for ``select`` that runs the plain loop, one model per call."""
+
+    data: SyntheticCaloData
+    args: argparse.Namespace
+
+    def __call__(self, params: dict[str, Any], instances: list[Instance]) -> list[float]:
+        torch.set_num_threads(1)
+        return [
+            plain_loop(params, i, self.data, self.args, torch.device("cpu")) for i in instances
+        ]
 
 
 def matmul_gflops(device: torch.device, guard: dict[str, Any]) -> float:
