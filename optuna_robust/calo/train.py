@@ -196,23 +196,14 @@ def train_batches(
     Instances whose configurations have the same :func:`~optuna_robust.calo.stacked.group_key`
     (the same network and batch size; Adadelta apart from the other optimisers) train together
     as stacked models of at most ``settings.group_size`` instances, each instance with its own
-    optimiser, learning rate and L2. On a CPU where torch may use several threads, groups of at
-    least four instances train in parallel, one per thread (torch ops single-threaded meanwhile).
+    optimiser, learning rate and L2, split and run in parallel as :func:`train_instances` says.
 
     Args:
         batches:
             ``[(config, instances), ...]``: each configuration (a flat dict or a
             :class:`~optuna_robust.calo.models.ModelConfig`) with the instances to train.
-        data:
-            Any object with ``training_sample(n, data_seed)`` and ``test_sample(n, seed)``.
-        task:
-            ``"energy"`` or ``"position"``.
-        settings:
-            Sample sizes and early stopping (``None``: ``TrainSettings()``, the paper's).
-        device:
-            ``None``: CUDA when available, else the CPU.
-        return_state:
-            Also return each instance's final weights (see :func:`train_instances`).
+        data, task, settings, device, return_state:
+            As for :func:`train_instances`.
 
     Returns:
         One list per batch, in order, of one dict per instance as :func:`train_instances`

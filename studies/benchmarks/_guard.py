@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
+import math
 import os
 import resource
 import statistics
@@ -43,6 +44,9 @@ class Timing:
             ``/proc/stat`` is missing: such runs count as clean).
         own_cores:
             Average number of cores this process kept busy during each run.
+        own_seconds:
+            CPU seconds this process (and its joined children) used in each run: a measure
+            of the work that other processes' load inflates much less than wall time.
     """
 
     seconds: float
@@ -50,6 +54,12 @@ class Timing:
     runs: list[float] = field(default_factory=list)
     other_cores: list[float] = field(default_factory=list)
     own_cores: list[float] = field(default_factory=list)
+    own_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def cpu_seconds(self) -> float:
+        """Median CPU seconds of the runs (all of them: clean or not)."""
+        return statistics.median(self.own_seconds) if self.own_seconds else math.nan
 
     def describe(self) -> str:
         """One line: median, number of runs, other processes' load, and a flag if unclean."""
@@ -124,6 +134,7 @@ def guarded_time(
     runs: list[float] = []
     other: list[float] = []
     own: list[float] = []
+    own_seconds: list[float] = []
     clean_runs: list[float] = []
     while len(runs) < max_attempts and len(clean_runs) < repeats:
         busy_before, own_before = machine_busy_seconds(), own_cpu_seconds()
@@ -141,8 +152,9 @@ def guarded_time(
         runs.append(wall)
         other.append(other_used / span)
         own.append(own_used / span)
+        own_seconds.append(own_used)
         if not other_used / span > max_other_cores:  # NaN counts as clean
             clean_runs.append(wall)
     clean = len(clean_runs) >= repeats
     median = statistics.median(clean_runs if clean else runs)
-    return Timing(median, clean, runs, other, own)
+    return Timing(median, clean, runs, other, own, own_seconds)

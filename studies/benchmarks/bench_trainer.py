@@ -14,8 +14,10 @@ measurements, in one run:
    plain loop one model per call on that pool, for comparison.
 
 Each reports instance-epochs/s, the ratio to its baseline and the share of the matmul ceiling
-(a large float32 matmul on every core), from FLOPs counted by ``torch.utils.flop_counter``.
-Every timing is guarded against other processes' load (``_guard.py``).
+(a large float32 matmul on every core), from FLOPs counted by ``torch.utils.flop_counter``;
+and the same per CPU-second used (against one thread's matmul per CPU-second), which other
+processes' load inflates much less than wall time. Every timing is guarded against other
+processes' load (``_guard.py``).
 
 Run (from the repository root)::
 
@@ -121,6 +123,27 @@ class Row:
     def rate(self) -> float:
         return self.instance_epochs / self.timing.seconds
 
+    @property
+    def cpu_rate(self) -> float:
+        """Instance-epochs per CPU second used: what other processes' load barely changes."""
+        return self.instance_epochs / self.timing.cpu_seconds
+
+    @property
+    def gflops(self) -> float:
+        return self.flops / self.timing.seconds / 1e9
+
+    @property
+    def cpu_gflops(self) -> float:
+        return self.flops / self.timing.cpu_seconds / 1e9
+
+
+@dataclass(frozen=True)
+class Ceilings:
+    """A large float32 matmul: GFLOP/s on every core (wall time), and per CPU-second."""
+
+    wall: float
+    core: float
+
 
 def main() -> None:
     args = parse_args()
@@ -141,23 +164,25 @@ def main() -> None:
         n_test=args.n_test,
     )
     print(describe_machine(args))
-    ceiling = matmul_gflops(torch.device("cpu"), guard)
+    ceilings = matmul_ceilings(guard)
     flops = flops_per_instance_epoch(CONFIG, args.n_train, args.n_test)
     print(
-        f"matmul ceiling ({cores} threads): {ceiling:.1f} GFLOP/s; model: "
-        f"{count_parameters(CONFIG)} parameters, {flops / 1e9:.3f} GFLOP per instance-epoch\n"
+        f"matmul ceiling: {ceilings.wall:.1f} GFLOP/s on {cores} cores, {ceilings.core:.1f} "
+        f"per CPU-second; model: {count_parameters(CONFIG)} parameters, "
+        f"{flops / 1e9:.3f} GFLOP per instance-epoch\n"
     )
-    single = single_configuration(args, data, settings, flops, guard, ceiling)
-    round_one = selection_round_one(args, data, settings, guard, ceiling)
-    tables = [markdown_table(single, ceiling), markdown_table(round_one, ceiling)]
+    single = single_configuration(args, data, settings, flops, guard, ceilings)
+    round_one = selection_round_one(args, data, settings, guard, ceilings)
+    tables = [markdown_table(single, ceilings), markdown_table(round_one, ceilings)]
     print("\n" + "\n\n".join(tables))
     if args.json:
         document = {
             "args": vars(args),
             "machine": describe_machine(args),
-            "matmul_gflops": ceiling,
-            "single_configuration": [as_json(row, ceiling) for row in single],
-            "round_one": [as_json(row, ceiling) for row in round_one],
+            "matmul_gflops": ceilings.wall,
+            "matmul_gflops_per_cpu_s": ceilings.core,
+            "single_configuration": [as_json(row, ceilings) for row in single],
+            "round_one": [as_json(row, ceilings) for row in round_one],
         }
         Path(args.json).write_text(json.dumps(document, indent=2))
 
@@ -168,7 +193,7 @@ def single_configuration(
     settings: TrainSettings,
     flops: float,
     guard: dict[str, Any],
-    ceiling: float,
+    ceilings: Ceilings,
 ) -> list[Row]:
     """The plain loop on one core and on every core, and the trainer at each K."""
     cores, epochs = args.cores, args.epochs
@@ -205,7 +230,7 @@ def single_configuration(
         rows.append(
             Row(name, setup, n_instances * epochs, n_instances * epochs * flops, timing, k)
         )
-        print(format_row(rows[-1], rows[min(1, len(rows) - 1)].rate, ceiling), flush=True)
+        print(format_row(rows[-1], rows[min(1, len(rows) - 1)], ceilings), flush=True)
     return rows
 
 
@@ -214,7 +239,7 @@ def selection_round_one(
     data: SyntheticCaloData,
     settings: TrainSettings,
     guard: dict[str, Any],
-    ceiling: float,
+    ceilings: Ceilings,
 ) -> list[Row]:
     """Round 1 of ``select`` over the slice: one model per call against mixed groups."""
     candidates = grid_slice(args.architectures)
@@ -245,7 +270,7 @@ def selection_round_one(
         timing = guarded_time(round_one(candidates, train_fn, workers), **guard)
         epochs = len(candidates) * args.epochs
         rows.append(Row(name, setup, epochs, flops * args.epochs, timing, len(candidates)))
-        print(format_row(rows[-1], rows[min(1, len(rows) - 1)].rate, ceiling), flush=True)
+        print(format_row(rows[-1], rows[min(1, len(rows) - 1)], ceilings), flush=True)
     return rows
 
 
@@ -402,22 +427,24 @@ class PlainTrainer:
         ]
 
 
-def matmul_gflops(device: torch.device, guard: dict[str, Any]) -> float:
-    """GFLOP/s of a large float32 matmul: the ceiling the model's FLOPs are compared with."""
-    n = 8192 if device.type == "cuda" else 2048
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
-    repeats = 20 if device.type == "cuda" else 4
+def matmul_ceilings(guard: dict[str, Any]) -> Ceilings:
+    """The matmul rate on every core, and per CPU-second on one thread: the FLOP ceilings."""
+    n, repeats = 2048, 4
+    a, b = torch.randn(n, n), torch.randn(n, n)
 
     def run() -> None:
         for _ in range(repeats):
             torch.mm(a, b)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
 
     timing = guarded_time(run, warmup=1, **guard)
-    print(f"matmul {n}x{n}: {timing.describe()}")
-    return 2 * n**3 * repeats / timing.seconds / 1e9
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    one_thread = guarded_time(run, warmup=1, **guard)
+    torch.set_num_threads(threads)
+    print(f"matmul {n}x{n}, {threads} threads: {timing.describe()}")
+    print(f"matmul {n}x{n}, 1 thread: {one_thread.describe()}")
+    flops = 2 * n**3 * repeats / 1e9
+    return Ceilings(wall=flops / timing.seconds, core=flops / one_thread.cpu_seconds)
 
 
 @functools.cache
@@ -439,44 +466,48 @@ def flops_per_instance_epoch(config: dict[str, Any], n_train: int, n_test: int) 
     return train * n_train + evaluate * n_test
 
 
-def format_row(row: Row, baseline_rate: float, ceiling: float) -> str:
-    gflops = row.flops / row.timing.seconds / 1e9
+def format_row(row: Row, baseline: Row, ceilings: Ceilings) -> str:
     return (
-        f"{row.name:18s} {str(row.k):>4s} {row.setup:38s} {row.rate:8.2f} instance-epochs/s "
-        f"x{row.rate / baseline_rate:5.2f}  {gflops:6.1f} GFLOP/s "
-        f"({100 * gflops / ceiling:4.1f} %)  {row.timing.describe()}"
+        f"{row.name:19s} {str(row.k):>4s} {row.setup:38s} {row.rate:8.2f} instance-epochs/s "
+        f"x{row.rate / baseline.rate:5.2f} ({100 * row.gflops / ceilings.wall:4.1f} %); "
+        f"per CPU-s {row.cpu_rate:6.2f} x{row.cpu_rate / baseline.cpu_rate:5.2f} "
+        f"({100 * row.cpu_gflops / ceilings.core:4.1f} %)  {row.timing.describe()}"
     )
 
 
-def markdown_table(rows: list[Row], ceiling: float) -> str:
+def markdown_table(rows: list[Row], ceilings: Ceilings) -> str:
     baseline = next(row for row in rows if "baseline" in row.setup)
     lines = [
-        "| run | K or models | setup | instance-epochs/s | vs baseline | GFLOP/s | "
-        "% of matmul ceiling | timings | other processes (cores) | clean |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---|---|",
+        "| run | K or models | setup | instance-epochs/s | vs baseline | % of ceiling | "
+        "per CPU-second | vs baseline | % of core ceiling | timings | other processes (cores) "
+        "| clean |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for row in rows:
-        gflops = row.flops / row.timing.seconds / 1e9
         loads = ", ".join(f"{load:.2f}" for load in row.timing.other_cores)
         lines.append(
             f"| {row.name} | {row.k} | {row.setup} | {row.rate:.2f} | "
-            f"{row.rate / baseline.rate:.2f}x | {gflops:.1f} | {100 * gflops / ceiling:.1f} % | "
-            f"{len(row.timing.runs)} | {loads} | {'yes' if row.timing.clean else 'NO'} |"
+            f"{row.rate / baseline.rate:.2f}x | {100 * row.gflops / ceilings.wall:.1f} % | "
+            f"{row.cpu_rate:.2f} | {row.cpu_rate / baseline.cpu_rate:.2f}x | "
+            f"{100 * row.cpu_gflops / ceilings.core:.1f} % | {len(row.timing.runs)} | {loads} | "
+            f"{'yes' if row.timing.clean else 'NO'} |"
         )
     return "\n".join(lines)
 
 
-def as_json(row: Row, ceiling: float) -> dict[str, Any]:
-    gflops = row.flops / row.timing.seconds / 1e9
+def as_json(row: Row, ceilings: Ceilings) -> dict[str, Any]:
     return {
         "name": row.name,
         "setup": row.setup,
         "k": row.k,
         "instance_epochs_per_s": row.rate,
-        "gflops": gflops,
-        "share_of_ceiling": gflops / ceiling,
+        "gflops": row.gflops,
+        "share_of_ceiling": row.gflops / ceilings.wall,
+        "instance_epochs_per_cpu_s": row.cpu_rate,
+        "share_of_core_ceiling": row.cpu_gflops / ceilings.core,
         "seconds": row.timing.seconds,
         "runs": row.timing.runs,
+        "cpu_seconds": row.timing.own_seconds,
         "other_cores": row.timing.other_cores,
         "clean": row.timing.clean,
     }

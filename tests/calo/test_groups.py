@@ -6,7 +6,6 @@ alone (``train_alone``, the plain nn.Module + torch.optim loop), for every optim
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import importlib.util
 import json
 from pathlib import Path
@@ -36,19 +35,12 @@ from tests.calo.test_train import RTOL
 from tests.calo.test_train import SETTINGS
 from tests.calo.test_train import TINY
 from tests.calo.test_train import assert_curves_close
+from tests.calo.test_train import one_thread  # noqa: F401 - the same autouse fixture here
 from tests.calo.test_train import train_alone
 
 MOMENT_OPTIMIZERS = [name for name in OPTIMIZERS if name != "Adadelta"]
 # Learning rates at which each optimiser trains the tiny net stably (see test_train.py).
 LR = {"SGD": 1e-3, "Adadelta": 1.0}
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
