@@ -50,6 +50,7 @@ sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 from _guard import SelfTimed  # noqa: E402
 from _guard import Timing  # noqa: E402
 from _guard import guarded_time  # noqa: E402
+from _guard import guarded_times  # noqa: E402
 
 from optuna_robust import Instance  # noqa: E402
 from optuna_robust import RobustPruner  # noqa: E402
@@ -224,13 +225,14 @@ def single_configuration(
     ]
     for k in args.ks:
         runs.append(("trainer", f"1 process x {cores} threads", k, k, trainer(k)))
-    rows: list[Row] = []
-    for name, setup, k, n_instances, run in runs:
-        timing = guarded_time(run, **guard)
-        rows.append(
-            Row(name, setup, n_instances * epochs, n_instances * epochs * flops, timing, k)
-        )
-        print(format_row(rows[-1], rows[min(1, len(rows) - 1)], ceilings), flush=True)
+    # Interleaved: each ratio compares runs made under about the same load.
+    timings = guarded_times({str(i): run[-1] for i, run in enumerate(runs)}, **guard)
+    rows = [
+        Row(name, setup, n * epochs, n * epochs * flops, timings[str(i)], k)
+        for i, (name, setup, k, n, _) in enumerate(runs)
+    ]
+    for row in rows:
+        print(format_row(row, rows[1], ceilings), flush=True)
     return rows
 
 
@@ -254,6 +256,7 @@ def selection_round_one(
     single_thread = CaloTrainer(data, task=TASK, settings=settings, num_threads=1)
     threaded = CaloTrainer(data, task=TASK, settings=settings, num_threads=cores)
     variants = [
+        ("plain loop per call", f"pool of {cores} x 1 thread", PlainTrainer(data, args), cores),
         (
             "one model per call",
             f"pool of {cores} x 1 thread (baseline)",
@@ -265,12 +268,18 @@ def selection_round_one(
     ]
     warm = grid_slice(1)[:: len(grid_slice(1)) // 8]  # a few of each shape, untimed
     round_one(warm, threaded, 0)()
-    rows: list[Row] = []
-    for name, setup, train_fn, workers in variants:
-        timing = guarded_time(round_one(candidates, train_fn, workers), **guard)
-        epochs = len(candidates) * args.epochs
-        rows.append(Row(name, setup, epochs, flops * args.epochs, timing, len(candidates)))
-        print(format_row(rows[-1], rows[min(1, len(rows) - 1)], ceilings), flush=True)
+    round_guard = {**guard, "max_attempts": max(guard["repeats"], args.round_max_attempts)}
+    timings = guarded_times(
+        {str(i): round_one(candidates, v[2], v[3]) for i, v in enumerate(variants)},
+        **round_guard,
+    )
+    epochs = len(candidates) * args.epochs
+    rows = [
+        Row(name, setup, epochs, flops * args.epochs, timings[str(i)], len(candidates))
+        for i, (name, setup, _, _) in enumerate(variants)
+    ]
+    for row in rows:
+        print(format_row(row, rows[1], ceilings), flush=True)
     return rows
 
 
@@ -368,6 +377,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--repeats", type=int, default=3, help="clean timings per median")
     parser.add_argument("--max-attempts", type=int, default=12, help="timings at most")
+    parser.add_argument(
+        "--round-max-attempts", type=int, default=4, help="timings at most of a round-1 run"
+    )
     parser.add_argument(
         "--max-other-cores",
         type=float,
