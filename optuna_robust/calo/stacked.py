@@ -1,16 +1,24 @@
-"""K stacked copies of one configuration's network, computed together for the instance trainer.
+"""K stacked copies of one network, computed together for the instance trainer, and which
+configurations may share one.
 
 ``models.CaloNet`` is the plain network of one instance, written to be read; ``StackedNet``
 computes the same function for K instances at once (grouped convolutions, batched matmuls) over
-parameters named as in ``CaloNet`` with a leading instance axis.
+parameters named as in ``CaloNet`` with a leading instance axis. The K instances may belong to
+different configurations of one architecture (see :func:`group_key`): their optimiser settings
+are per-instance columns of ``calo._optim.StackedOptimizer``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from collections.abc import Sequence
+from typing import TypeVar
 
 from optuna_robust._imports import import_optional
+from optuna_robust.calo._optim import optimizer_family
 from optuna_robust.calo.models import LEAKY_RELU_SLOPE
+from optuna_robust.calo.models import MAX_CONV
+from optuna_robust.calo.models import MAX_FC
 from optuna_robust.calo.models import MONOTONE_ACTIVATIONS
 from optuna_robust.calo.models import ModelConfig
 from optuna_robust.calo.models import build_model
@@ -21,6 +29,42 @@ except ModuleNotFoundError:  # pragma: no cover - torch comes with the calo extr
     import_optional("torch")  # raises, naming the install command
     raise
 from torch.nn import functional
+
+Item = TypeVar("Item")
+# The fields that only the optimiser reads: configurations differing in nothing else (but the
+# optimiser's family) can train as one stacked model.
+OPTIMISER_FIELDS = frozenset({"optimizer", "lr", "l2"})
+
+
+def group_key(config: ModelConfig) -> Hashable:
+    """Equal for configurations whose instances can train together as one stacked model.
+
+    They must share the network (every field but ``optimizer``, ``lr`` and ``l2``; the widths
+    of layers the network does not have do not count), the batch size (it sets the steps per
+    epoch, and every instance of a group steps together) and the optimiser family (Adadelta's
+    step has a form of its own, see ``calo/_optim.py``).
+    """
+    unused = {f"fc{layer}_units" for layer in range(config.n_fc + 1, MAX_FC + 1)}
+    for layer in range(config.n_conv + 1, MAX_CONV + 1):
+        unused |= {f"conv{layer}_filters", f"conv{layer}_kernel"}
+    network = tuple(
+        (name, value)
+        for name, value in config.as_dict().items()
+        if name not in OPTIMISER_FIELDS and name not in unused
+    )
+    return network, optimizer_family(config.optimizer)
+
+
+def split_evenly(items: Sequence[Item], *, group_size: int, workers: int) -> list[list[Item]]:
+    """``items`` in order, in groups of nearly equal size, at most ``group_size`` each.
+
+    The number of groups is a multiple of ``workers`` (when there are enough items), so that
+    groups trained in parallel, ``workers`` at a time, keep every worker busy.
+    """
+    n_groups = -(-len(items) // group_size)
+    n_groups = min(len(items), -(-n_groups // workers) * workers)
+    bounds = [len(items) * g // n_groups for g in range(n_groups + 1)]
+    return [list(items[start:stop]) for start, stop in zip(bounds, bounds[1:])]
 
 
 def stack_parameters(
@@ -53,11 +97,11 @@ def stack_parameters(
 
 
 class StackedNet:
-    """The forward pass of K stacked copies of one configuration's ``CaloNet``.
+    """The forward pass of K stacked copies of one architecture's ``CaloNet``.
 
     Args:
         config:
-            The validated configuration.
+            The validated configuration (its optimiser settings are not used).
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -88,6 +132,8 @@ class StackedNet:
             weight = weight.contiguous(memory_format=torch.channels_last)
             bias = params[f"convs.{layer}.bias"].reshape(-1)
             padding = kernel // 2 if config.padding == "same" else 0
+            if layer == 0 and config.pooling:
+                hidden, padding = _pad_for_pooling(hidden, kernel, padding)
             hidden = functional.conv2d(hidden, weight, bias, padding=padding, groups=n_stack)
             slope = params.get(f"conv_activations.{layer}.weight")
             if self.pool_first:
@@ -110,6 +156,22 @@ class StackedNet:
                 hidden = torch.cat([hidden, extras], dim=2)
         weight, bias = params["output.weight"], params["output.bias"].unsqueeze(1)
         return torch.baddbmm(bias, hidden, weight.transpose(1, 2)).squeeze(2)
+
+
+def _pad_for_pooling(inputs: torch.Tensor, kernel: int, padding: int) -> tuple[torch.Tensor, int]:
+    """The first layer's input, padded so that the convolution yields only what is pooled.
+
+    Max pooling 2x2 drops the last row and column of an odd-sized image; the first
+    convolution need not compute them (13 % of its work at 15x15, forward and backward, and of
+    the pooling's gradient). Its input is small (one channel per instance), so the asymmetric
+    padding costs little; for later layers (many channels) it cost more than it saved.
+    """
+    side = inputs.shape[-1]
+    if (side + 2 * padding - kernel + 1) % 2 == 0:
+        return inputs, padding
+    if padding == 0:  # valid: the last row and column of the input reach only dropped outputs
+        return inputs[:, :, : side - 1, : side - 1], 0
+    return functional.pad(inputs, (padding, padding - 1, padding, padding - 1)), 0
 
 
 def _activate(

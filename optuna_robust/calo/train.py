@@ -1,11 +1,14 @@
-"""The instance trainer: K instances of one configuration trained together as one stacked model.
+"""The instance trainer: K instances trained together as one stacked model.
 
 Each instance has its own bootstrap training sample (``data_seed``), its own He initialisation
 and minibatch order (``init_seed``) and stops on its own epoch (paper 3.7); the K of them share
-one forward/backward pass (grouped convolutions, batched matmuls) and one optimiser over the
-stacked parameters. Optimisers act elementwise, so this gives the losses of K separate trainings.
-This module is the training loop; the stacked network is in ``calo/stacked.py``, the optimiser
-and its slicing in ``calo/_optim.py``, the process-wide settings in ``calo/_runtime.py``.
+one forward/backward pass (grouped convolutions, batched matmuls) and one vectorised optimiser
+step. The K instances may belong to different configurations of one architecture and batch
+size: each keeps its own optimiser, learning rate and L2. Optimisers act elementwise, so this
+gives the losses of K separate trainings. This module is the training loop; the stacked network
+and which configurations may share one are in ``calo/stacked.py``, the optimiser in
+``calo/_optim.py``, the stopping rule in ``calo/_stopping.py``, the process-wide settings in
+``calo/_runtime.py``.
 
 Seeds, so that a plain loop can reproduce an instance exactly: the weights are drawn by
 ``build_model(config, task, init_seed=instance.init_seed)``; each epoch's minibatch order is
@@ -21,6 +24,7 @@ over the ``n_train`` rows in minibatches of ``batch_size`` (the last one smaller
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,24 +34,31 @@ import os
 import time
 from typing import Any
 from typing import Literal
-from typing import Protocol
-from typing import runtime_checkable
 
 from optuna_robust import Instance
 from optuna_robust._imports import import_optional
 from optuna_robust._instances import derive_seed  # the documented minibatch seed rule
-from optuna_robust.calo._optim import keep_instances
-from optuna_robust.calo._optim import make_optimizer
+from optuna_robust.calo._inputs import SampleSource as SampleSource
+from optuna_robust.calo._inputs import check_batch
+from optuna_robust.calo._inputs import check_int
+from optuna_robust.calo._inputs import check_sample
+from optuna_robust.calo._inputs import open_data
+from optuna_robust.calo._optim import StackedOptimizer
 from optuna_robust.calo._runtime import keep_freed_memory
 from optuna_robust.calo._runtime import resolve_device
 from optuna_robust.calo._runtime import torch_threads
 from optuna_robust.calo._sample import Sample
+from optuna_robust.calo._stopping import early_stop_epoch as early_stop_epoch
+from optuna_robust.calo._stopping import stop_reason
+from optuna_robust.calo._stopping import stops_after
 from optuna_robust.calo.data import GRID_SIZE
 from optuna_robust.calo.losses import TASKS
 from optuna_robust.calo.losses import loss_for
 from optuna_robust.calo.models import ModelConfig
 from optuna_robust.calo.models import inductive_features
 from optuna_robust.calo.stacked import StackedNet
+from optuna_robust.calo.stacked import group_key
+from optuna_robust.calo.stacked import split_evenly
 from optuna_robust.calo.stacked import stack_parameters
 
 try:
@@ -56,28 +67,18 @@ except ModuleNotFoundError:  # pragma: no cover - torch comes with the calo extr
     import_optional("torch")  # raises, naming the install command
     raise
 
-# Instances trained together at most when TrainSettings.group_size is None. On a CPU the
-# throughput per instance is flat from K = 4 to 16 and falls beyond, when the activations of
-# a group (and of the group on the other core) outgrow the cache; a GPU needs hundreds.
-_AUTO_GROUP_SIZE = {"cpu": 8, "cuda": 256}
+# When TrainSettings.group_size is None, a group holds as many instances as keep its
+# first-layer activations of one step within this many floats (and at most _MAX_AUTO_GROUP):
+# on a CPU the throughput per instance grows with K while they stay about cache-sized (8
+# instances of the benchmark model, 64 of the paper grid's smallest) and falls beyond; there,
+# larger groups only amortise the per-step overhead further. A GPU needs hundreds.
+_GROUP_FLOATS = {"cpu": 1 << 21, "cuda": 1 << 28}
+_MAX_AUTO_GROUP = {"cpu": 64, "cuda": 1024}
 # On a CPU with several torch threads, groups of at least this many instances train in
 # parallel, one per thread (see train_instances).
 _MIN_PARALLEL_GROUP = 4
 # Floats of first-layer activations per evaluation chunk: bounds the memory at any K.
 _EVAL_FLOATS = {"cpu": 1 << 21, "cuda": 1 << 28}
-
-
-@runtime_checkable
-class SampleSource(Protocol):
-    """What the trainer needs from a dataset (``optuna_robust.calo.data`` provides it)."""
-
-    def training_sample(self, n: int, data_seed: int) -> Sample:
-        """``n`` rows bootstrapped from the training half with seed ``data_seed``."""
-        ...
-
-    def test_sample(self, n: int | None = None, seed: int = 0) -> Sample:
-        """``n`` rows of the test half (all of them when ``None``), chosen with ``seed``."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,9 @@ class TrainSettings:
             ``data_seed`` (``pairing="data"``) share it.
         group_size:
             Instances trained together at most; more are split into groups of equal size.
-            ``None``: 8 on a CPU, 256 on a GPU.
+            ``None``: as many as keep a step's first-layer activations about cache-sized on a
+            CPU (8 of the paper's 2 conv + 2 FC net at batch 32, up to 64 of smaller ones),
+            up to 1,024 on a GPU.
     """
 
     min_epochs: int = 100
@@ -122,15 +125,15 @@ class TrainSettings:
     group_size: int | None = None
 
     def __post_init__(self) -> None:
-        _check_int("min_epochs", self.min_epochs, minimum=0)
-        _check_int("window", self.window, minimum=1)
-        _check_int("max_epochs", self.max_epochs, minimum=1)
-        _check_int("n_train", self.n_train, minimum=1)
-        _check_int("test_seed", self.test_seed, minimum=0)
+        check_int("min_epochs", self.min_epochs, minimum=0)
+        check_int("window", self.window, minimum=1)
+        check_int("max_epochs", self.max_epochs, minimum=1)
+        check_int("n_train", self.n_train, minimum=1)
+        check_int("test_seed", self.test_seed, minimum=0)
         if self.n_test is not None:
-            _check_int("n_test", self.n_test, minimum=1)
+            check_int("n_test", self.n_test, minimum=1)
         if self.group_size is not None:
-            _check_int("group_size", self.group_size, minimum=1)
+            check_int("group_size", self.group_size, minimum=1)
         if self.test_sample not in ("fixed", "per_instance"):
             raise ValueError(
                 f"test_sample must be 'fixed' or 'per_instance' but got {self.test_sample!r}."
@@ -141,37 +144,6 @@ class TrainSettings:
             raise ValueError(
                 f"min_epochs ({self.min_epochs}) must not exceed max_epochs ({self.max_epochs})."
             )
-
-
-def early_stop_epoch(
-    curve: Sequence[float], *, min_epochs: int, window: int, tolerance: float, max_epochs: int
-) -> int | None:
-    """The epoch at which the early-stopping rule of paper 3.7 stops a loss curve.
-
-    An instance stops after epoch ``e`` (1-based) at the first ``e`` where its loss is not
-    finite, or ``e >= max(min_epochs, window)`` and the last ``window`` losses satisfy
-    ``max <= (1 + tolerance) * min``, or ``e == max_epochs``. Its loss is ``curve[e - 1]``
-    (``inf`` when not finite), not the best loss seen.
-
-    Args:
-        curve:
-            Test loss after each epoch so far.
-        min_epochs:
-            Epochs trained at least.
-        window:
-            Epochs compared.
-        tolerance:
-            Relative spread allowed in the window.
-        max_epochs:
-            Epoch at which training stops anyway.
-
-    Returns:
-        The stopping epoch (1-based), or ``None`` while training should go on.
-    """
-    for epoch in range(1, len(curve) + 1):
-        if _stops_after(curve, epoch, min_epochs, window, tolerance, max_epochs):
-            return epoch
-    return None
 
 
 def train_instances(
@@ -214,7 +186,46 @@ def train_instances(
         (test loss after each epoch) and ``stop_reason`` (``"converged"``, ``"max_epochs"``
         or ``"diverged"``).
     """
-    config = ModelConfig.from_dict(config)
+    (results,) = train_batches(
+        [(config, instances)],
+        data=data,
+        task=task,
+        settings=settings,
+        device=device,
+        return_state=return_state,
+    )
+    return results
+
+
+def train_batches(
+    batches: Sequence[tuple[Mapping[str, Any] | ModelConfig, Sequence[Instance]]],
+    *,
+    data: SampleSource,
+    task: str,
+    settings: TrainSettings | None = None,
+    device: str | torch.device | None = None,
+    return_state: bool = False,
+) -> list[list[dict[str, Any]]]:
+    """Train instances of several configurations; each gets the losses it would get alone.
+
+    Instances whose configurations have the same :func:`~optuna_robust.calo.stacked.group_key`
+    (the same network and batch size; Adadelta apart from the other optimisers) train together
+    as stacked models of at most ``settings.group_size`` instances, each instance with its own
+    optimiser, learning rate and L2, split and run in parallel as :func:`train_instances` says.
+
+    Args:
+        batches:
+            ``[(config, instances), ...]``: each configuration (a flat dict or a
+            :class:`~optuna_robust.calo.models.ModelConfig`) with the instances to train.
+        data, task, settings, device, return_state:
+            As for :func:`train_instances`.
+
+    Returns:
+        One list per batch, in order, of one dict per instance as :func:`train_instances`
+        returns them.
+    """
+    checked = [check_batch(batch) for batch in batches]
+    members = [(config, instance) for config, instances in checked for instance in instances]
     if task not in TASKS:
         raise ValueError(f"task must be 'energy' or 'position' but got {task!r}.")
     settings = TrainSettings() if settings is None else settings
@@ -225,15 +236,14 @@ def train_instances(
             "data must have training_sample(n, data_seed) and test_sample(n, seed) methods "
             f"but got {data!r}."
         )
-    instances = [_check_instance(instance) for instance in instances]
     target_device = resolve_device(device)
-    if not instances:
-        return []
+    if not members:
+        return [[] for _ in batches]
     if target_device.type == "cpu":
         keep_freed_memory()
     test = None
     if settings.test_sample == "fixed":
-        test = _check_sample(
+        test = check_sample(
             data.test_sample(settings.n_test, seed=settings.test_seed), "test", None
         )
     # On a CPU, parallel groups (one per torch thread, each op single-threaded) are a little
@@ -241,24 +251,51 @@ def train_instances(
     # times faster when other processes take a core, where OpenMP threads wait for each other
     # at every op (docs/performance.md).
     threads = torch.get_num_threads() if target_device.type == "cpu" else 1
-    workers = max(1, min(threads, len(instances) // _MIN_PARALLEL_GROUP))
-    group_size = settings.group_size or _AUTO_GROUP_SIZE.get(target_device.type, 8)
-    n_groups = max(-(-len(instances) // group_size), workers)
-    bounds = [len(instances) * g // n_groups for g in range(n_groups + 1)]
-    groups = [instances[start:stop] for start, stop in zip(bounds, bounds[1:])]
+    workers = max(1, min(threads, len(members) // _MIN_PARALLEL_GROUP))
+    by_key: dict[Hashable, list[int]] = {}
+    for position, (config, _) in enumerate(members):
+        by_key.setdefault(group_key(config), []).append(position)
+    groups = [
+        group
+        for positions in by_key.values()
+        for group in split_evenly(
+            positions,
+            group_size=settings.group_size
+            or _auto_group_size(members[positions[0]][0], target_device),
+            workers=max(1, min(workers, len(positions) // _MIN_PARALLEL_GROUP)),
+        )
+    ]
+    groups.sort(key=len, reverse=True)  # the largest first: parallel workers end together
 
-    def train(group: list[Instance]) -> list[dict[str, Any]]:
-        return _train_group(config, group, data, test, task, settings, target_device, return_state)
+    def train(group: list[int]) -> list[dict[str, Any]]:
+        group_members = [members[position] for position in group]
+        return _train_group(group_members, data, test, task, settings, target_device, return_state)
 
     if workers == 1:
-        return [result for group in groups for result in train(group)]
-    with torch_threads(1), ThreadPoolExecutor(max_workers=workers) as pool:
-        return [result for group_results in pool.map(train, groups) for result in group_results]
+        # Too few instances for parallel groups: single-threaded ops all the same, since
+        # OpenMP threads on these small tensors mostly wait for each other.
+        with torch_threads(1 if target_device.type == "cpu" else None):
+            outcomes = [train(group) for group in groups]
+    else:
+        with torch_threads(1), ThreadPoolExecutor(max_workers=workers) as pool:
+            outcomes = list(pool.map(train, groups))
+    results: list[dict[str, Any]] = [{} for _ in members]
+    for group, group_results in zip(groups, outcomes, strict=True):
+        for position, result in zip(group, group_results, strict=True):
+            results[position] = result
+    per_batch, start = [], 0
+    for _, instances in checked:
+        per_batch.append(results[start : start + len(instances)])
+        start += len(instances)
+    return per_batch
 
 
 class CaloTrainer:
     """``train_fn(params, instances)`` for :func:`optuna_robust.select` and friends.
 
+    It also offers ``select`` its round's work in groups (``group_key``, ``train_group`` and
+    ``max_group_size``): models whose configurations share a network and a batch size come in
+    one call and train as stacked models, each instance with its own optimiser settings.
     Picklable for process executors: built from a path, it holds only the path and loads the
     data lazily, once per worker process.
 
@@ -278,6 +315,9 @@ class CaloTrainer:
         root_options:
             Keyword arguments for ``CaloData.from_root`` when ``data`` is a path (branch
             names, ``tree_name``, ``split_seed`` ...).
+        max_group_size:
+            Models that ``select`` hands over in one ``train_group`` call at most (a call that
+            raises is retried model by model; with ``select``'s ``timeout``, one call gets it).
     """
 
     def __init__(
@@ -289,6 +329,7 @@ class CaloTrainer:
         device: str | None = None,
         num_threads: int | None = None,
         root_options: Mapping[str, Any] | None = None,
+        max_group_size: int = 64,
     ) -> None:
         if task not in TASKS:
             raise ValueError(f"task must be 'energy' or 'position' but got {task!r}.")
@@ -296,7 +337,8 @@ class CaloTrainer:
         if not isinstance(settings, TrainSettings):
             raise ValueError(f"settings must be a TrainSettings but got {settings!r}.")
         if num_threads is not None:
-            _check_int("num_threads", num_threads, minimum=1)
+            check_int("num_threads", num_threads, minimum=1)
+        check_int("max_group_size", max_group_size, minimum=1)
         if device is not None:
             resolve_device(device)
         if isinstance(data, str | os.PathLike):
@@ -311,24 +353,33 @@ class CaloTrainer:
         self.device = device
         self.num_threads = num_threads
         self.root_options = dict(root_options or {})
+        self.max_group_size = max_group_size
 
     def __call__(
         self, params: Mapping[str, Any], instances: Sequence[Instance]
     ) -> list[dict[str, Any]]:
         """Train ``instances`` of the configuration ``params``; see :func:`train_instances`."""
-        config = ModelConfig.from_dict(params)
+        (results,) = self.train_group([(params, instances)])
+        return results
+
+    def group_key(self, params: Mapping[str, Any]) -> Hashable:
+        """Equal for models that can train in one stacked model (``calo.stacked.group_key``)."""
+        try:
+            return group_key(ModelConfig.from_dict(params))
+        except ValueError:  # invalid params: a group of its own, whose training then fails
+            return "invalid", repr(sorted(params.items(), key=str))
+
+    def train_group(
+        self, batches: Sequence[tuple[Mapping[str, Any], Sequence[Instance]]]
+    ) -> list[list[dict[str, Any]]]:
+        """Train ``[(params, instances), ...]``: one result list per batch (``train_batches``)."""
         if self._data is not None:
             data = self._data
         else:
-            data = _open_data(str(self._path), self.root_options)
+            data = open_data(str(self._path), self.root_options)
         with torch_threads(self.num_threads):
-            return train_instances(
-                config,
-                instances,
-                data=data,
-                task=self.task,
-                settings=self.settings,
-                device=self.device,
+            return train_batches(
+                batches, data=data, task=self.task, settings=self.settings, device=self.device
             )
 
     def __repr__(self) -> str:
@@ -337,8 +388,7 @@ class CaloTrainer:
 
 
 def _train_group(
-    config: ModelConfig,
-    instances: list[Instance],
+    members: list[tuple[ModelConfig, Instance]],
     data: SampleSource,
     test: Sample | None,
     task: str,
@@ -346,12 +396,16 @@ def _train_group(
     device: torch.device,
     return_state: bool,
 ) -> list[dict[str, Any]]:
+    """Train one stacked model: ``(config, instance)`` members of one ``group_key``."""
     start_time = time.perf_counter()
+    configs = [config for config, _ in members]
+    instances = [instance for _, instance in members]
+    config = configs[0]  # the architecture and batch size, shared by every member
     n_train, batch_size = settings.n_train, config.batch_size
 
     # Data: each instance's bootstrap sample, stacked as rows of one table (instance-major).
     samples = [
-        _check_sample(data.training_sample(n_train, inst.data_seed), "training", n_train)
+        check_sample(data.training_sample(n_train, inst.data_seed), "training", n_train)
         for inst in instances
     ]
     deposits = torch.stack([s.deposits for s in samples]).to(device)  # (K, n, 15, 15)
@@ -371,9 +425,11 @@ def _train_group(
         del tests
     del samples
 
-    # Model: the reference networks' initial weights, stacked along a leading instance axis.
-    params = stack_parameters(config, task, [inst.init_seed for inst in instances], device)
-    optimizer = make_optimizer(config, list(params.values()), device)
+    # Model: the reference networks' initial weights, stacked along a leading instance axis;
+    # the optimiser holds them, with each member's own optimiser, learning rate and L2.
+    initial = stack_parameters(config, task, [inst.init_seed for inst in instances], device)
+    optimizer = StackedOptimizer(configs, initial)
+    params = optimizer.params
     net = StackedNet(config)
     loss_fn = loss_for(task)
     generators = [
@@ -411,7 +467,7 @@ def _train_group(
                 )
             predictions = net.forward(params, inputs, batch_extras)
             losses = loss_fn(predictions, batch_targets)  # (K,): each instance's own mean
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             # The sum keeps the instances apart: d(sum)/d(loss_k) = 1 for each k.
             losses.sum().backward()
             optimizer.step()
@@ -425,7 +481,7 @@ def _train_group(
             seconds[position] += epoch_seconds / n_active
             loss = test_loss[slot] if train_finite[slot] else math.inf
             curves[position].append(loss if math.isfinite(loss) else math.inf)
-            if _stops_after(
+            if stops_after(
                 curves[position],
                 epoch,
                 settings.min_epochs,
@@ -441,7 +497,9 @@ def _train_group(
                 "loss": curve[-1],
                 "epochs": epoch,
                 "curve": curve,
-                "stop_reason": _stop_reason(curve, settings),
+                "stop_reason": stop_reason(
+                    curve, settings.min_epochs, settings.window, settings.tolerance
+                ),
             }
             if return_state:
                 results[position]["state_dict"] = {
@@ -460,11 +518,21 @@ def _train_group(
             if test is None:
                 test_deposits = test_deposits[keep_index]
                 test_targets, test_extras = test_targets[keep_index], test_extras[keep_index]
-            params, optimizer = keep_instances(params, optimizer, keep_index, config, device)
+            optimizer.keep(keep_index)
+            params = optimizer.params
 
     for result, instance_seconds in zip(results, seconds, strict=True):
         result["seconds"] = instance_seconds
     return results
+
+
+def _auto_group_size(config: ModelConfig, device: torch.device) -> int:
+    """Instances per group when ``TrainSettings.group_size`` is None (see _GROUP_FLOATS)."""
+    filters, kernel = config.conv_layers[0]
+    side = GRID_SIZE if config.padding == "same" else GRID_SIZE - kernel + 1
+    per_instance = config.batch_size * filters * side**2
+    budget = _GROUP_FLOATS.get(device.type, _GROUP_FLOATS["cpu"])
+    return max(1, min(_MAX_AUTO_GROUP.get(device.type, 64), budget // per_instance))
 
 
 def _evaluate(
@@ -527,82 +595,8 @@ def _instance_test_sample(
 ) -> Sample:
     """The instance's own test sample (``test_sample="per_instance"``), seeded by its data seed."""
     seed = instance_test_seed(settings, instance)
-    return _check_sample(data.test_sample(settings.n_test, seed=seed), "test", settings.n_test)
+    return check_sample(data.test_sample(settings.n_test, seed=seed), "test", settings.n_test)
 
 
 def _target(sample: Sample, task: str) -> torch.Tensor:
     return sample.energy if task == "energy" else sample.x
-
-
-def _stops_after(
-    curve: Sequence[float],
-    epoch: int,
-    min_epochs: int,
-    window: int,
-    tolerance: float,
-    max_epochs: int,
-) -> bool:
-    """Whether the rule stops training after ``epoch`` (1-based), looking at curve[:epoch]."""
-    return (
-        not math.isfinite(curve[epoch - 1])
-        or _window_is_flat(curve, epoch, min_epochs, window, tolerance)
-        or epoch >= max_epochs
-    )
-
-
-def _window_is_flat(
-    curve: Sequence[float], epoch: int, min_epochs: int, window: int, tolerance: float
-) -> bool:
-    if epoch < max(min_epochs, window):
-        return False
-    recent = curve[epoch - window : epoch]
-    return max(recent) <= (1 + tolerance) * min(recent)
-
-
-def _stop_reason(curve: Sequence[float], settings: TrainSettings) -> str:
-    if not math.isfinite(curve[-1]):
-        return "diverged"
-    epoch = len(curve)
-    if _window_is_flat(curve, epoch, settings.min_epochs, settings.window, settings.tolerance):
-        return "converged"
-    return "max_epochs"
-
-
-def _check_int(name: str, value: object, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum} but got {value!r}.")
-
-
-def _check_instance(instance: object) -> Instance:
-    try:
-        data_seed, init_seed = instance.data_seed, instance.init_seed  # type: ignore[attr-defined]
-    except AttributeError:
-        raise ValueError(
-            f"instances must be Instance(index, data_seed, init_seed) but got {instance!r}."
-        ) from None
-    if not (isinstance(data_seed, int) and isinstance(init_seed, int)):
-        raise ValueError(f"data_seed and init_seed must be integers but got {instance!r}.")
-    return Instance(getattr(instance, "index", 0), data_seed, init_seed)
-
-
-def _check_sample(sample: Sample, kind: str, n_rows: int | None) -> Sample:
-    deposits = getattr(sample, "deposits", None)
-    shape = tuple(getattr(deposits, "shape", ()))
-    if not isinstance(deposits, torch.Tensor) or shape[1:] != (GRID_SIZE, GRID_SIZE):
-        raise ValueError(f"The {kind} sample's deposits must have shape (n, 15, 15): {shape}.")
-    if n_rows is not None and shape[0] != n_rows:
-        raise ValueError(f"The {kind} sample has {shape[0]} rows but {n_rows} were asked for.")
-    return Sample(deposits.float(), sample.energy.float(), sample.x.float(), sample.y.float())
-
-
-_OPENED: dict[str, SampleSource] = {}
-
-
-def _open_data(path: str, root_options: Mapping[str, Any]) -> SampleSource:
-    """The dataset at ``path``, opened once per process (workers get the path, not the data)."""
-    key = f"{path}|{sorted(root_options.items())}"
-    if key not in _OPENED:
-        from optuna_robust.calo.data import CaloData
-
-        _OPENED[key] = CaloData.from_root(path, **root_options)
-    return _OPENED[key]

@@ -5,17 +5,28 @@ machine's busy time from ``/proc/stat`` (steal included: a hypervisor's other gu
 minus this process's own ``getrusage``. A run during which the others averaged more than
 ``max_other_cores`` is contaminated and repeated, up to ``max_attempts`` runs in all; the result
 is the median of the clean runs (of all runs, flagged ``clean=False``, when too few were clean).
+A run that times its own work (e.g. in child processes, after they have started and loaded
+their data) returns :class:`SelfTimed`; the load check still spans the whole run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
+import math
 import os
 import resource
 import statistics
 import time
+
+
+@dataclass(frozen=True)
+class SelfTimed:
+    """What a timed callable returns when it measured its own work's wall time."""
+
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,9 @@ class Timing:
             ``/proc/stat`` is missing: such runs count as clean).
         own_cores:
             Average number of cores this process kept busy during each run.
+        own_seconds:
+            CPU seconds this process (and its joined children) used in each run: a measure
+            of the work that other processes' load inflates much less than wall time.
     """
 
     seconds: float
@@ -41,6 +55,12 @@ class Timing:
     runs: list[float] = field(default_factory=list)
     other_cores: list[float] = field(default_factory=list)
     own_cores: list[float] = field(default_factory=list)
+    own_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def cpu_seconds(self) -> float:
+        """Median CPU seconds of the runs (all of them: clean or not)."""
+        return statistics.median(self.own_seconds) if self.own_seconds else math.nan
 
     def describe(self) -> str:
         """One line: median, number of runs, other processes' load, and a flag if unclean."""
@@ -66,7 +86,11 @@ def machine_busy_seconds() -> float | None:
 
 
 def own_cpu_seconds() -> float:
-    """CPU seconds this process (all its threads) and its waited-for children have used."""
+    """CPU seconds this process (all its threads) and its waited-for children have used.
+
+    Child processes count once they have been waited for (joined): a timed run that starts
+    processes must join them before it returns.
+    """
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
@@ -84,7 +108,8 @@ def guarded_time(
 
     Args:
         run:
-            The work to time (its result is ignored).
+            The work to time; its result is ignored unless it is a :class:`SelfTimed`, whose
+            seconds then stand for the run's wall time.
         repeats:
             Clean runs wanted.
         max_other_cores:
@@ -98,6 +123,31 @@ def guarded_time(
     Returns:
         The :class:`Timing`.
     """
+    timings = guarded_times(
+        {"run": run},
+        repeats=repeats,
+        max_other_cores=max_other_cores,
+        max_attempts=max_attempts,
+        warmup=warmup,
+    )
+    return timings["run"]
+
+
+def guarded_times(
+    runs: Mapping[str, Callable[[], object]],
+    *,
+    repeats: int = 3,
+    max_other_cores: float = 0.15,
+    max_attempts: int | None = None,
+    warmup: int = 0,
+) -> dict[str, Timing]:
+    """:func:`guarded_time` for several callables, interleaved: one run of each in turn.
+
+    On a machine that other people's jobs keep busy, runs made one after the other see
+    different loads; interleaved, a ratio of two medians compares runs made under about the
+    same load. A callable stops being run once it has ``repeats`` clean runs or
+    ``max_attempts`` runs in all. Arguments as for :func:`guarded_time`.
+    """
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1 but got {repeats}.")
     if max_other_cores < 0:
@@ -105,29 +155,49 @@ def guarded_time(
     max_attempts = 3 * repeats if max_attempts is None else max_attempts
     if max_attempts < repeats:
         raise ValueError(f"max_attempts ({max_attempts}) must be at least repeats ({repeats}).")
-    for _ in range(warmup):
-        run()
-    runs: list[float] = []
-    other: list[float] = []
-    own: list[float] = []
-    clean_runs: list[float] = []
-    while len(runs) < max_attempts and len(clean_runs) < repeats:
-        busy_before, own_before = machine_busy_seconds(), own_cpu_seconds()
-        start = time.perf_counter()
-        run()
-        wall = time.perf_counter() - start
-        busy_after, own_after = machine_busy_seconds(), own_cpu_seconds()
-        own_used = own_after - own_before
-        if busy_before is None or busy_after is None:
-            other_used = float("nan")
-        else:
-            # Clock ticks are coarse (10 ms): never report a negative load.
-            other_used = max(0.0, (busy_after - busy_before) - own_used)
-        runs.append(wall)
-        other.append(other_used / wall)
-        own.append(own_used / wall)
-        if not other_used / wall > max_other_cores:  # NaN counts as clean
-            clean_runs.append(wall)
-    clean = len(clean_runs) >= repeats
-    median = statistics.median(clean_runs if clean else runs)
-    return Timing(median, clean, runs, other, own)
+    for run in runs.values():
+        for _ in range(warmup):
+            run()
+    records: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in runs}
+
+    def clean_runs(name: str) -> list[float]:
+        # NaN (no /proc/stat) counts as clean.
+        return [wall for wall, other, _, _ in records[name] if not other > max_other_cores]
+
+    def done(name: str) -> bool:
+        return len(records[name]) >= max_attempts or len(clean_runs(name)) >= repeats
+
+    while not all(done(name) for name in runs):
+        for name, run in runs.items():
+            if not done(name):
+                records[name].append(_timed_run(run))
+    timings = {}
+    for name, record in records.items():
+        clean = len(clean_runs(name)) >= repeats
+        walls = clean_runs(name) if clean else [wall for wall, _, _, _ in record]
+        timings[name] = Timing(
+            statistics.median(walls),
+            clean,
+            [wall for wall, _, _, _ in record],
+            [other for _, other, _, _ in record],
+            [own for _, _, own, _ in record],
+            [seconds for _, _, _, seconds in record],
+        )
+    return timings
+
+
+def _timed_run(run: Callable[[], object]) -> tuple[float, float, float, float]:
+    """One run: its wall time, other processes' and its own cores, its own CPU seconds."""
+    busy_before, own_before = machine_busy_seconds(), own_cpu_seconds()
+    start = time.perf_counter()
+    result = run()
+    span = time.perf_counter() - start
+    busy_after, own_after = machine_busy_seconds(), own_cpu_seconds()
+    wall = result.seconds if isinstance(result, SelfTimed) else span
+    own_used = own_after - own_before
+    if busy_before is None or busy_after is None:
+        other_used = float("nan")
+    else:
+        # Clock ticks are coarse (10 ms): never report a negative load.
+        other_used = max(0.0, (busy_after - busy_before) - own_used)
+    return wall, other_used / span, own_used / span, own_used

@@ -1,23 +1,38 @@
-"""Benchmark of the instance trainer against a plain one-model-at-a-time PyTorch loop.
+"""Benchmark of the instance trainer against the best plain PyTorch setup, on every core.
 
-Measures instance-epochs per second of ``train_instances`` at several K (instances of one
-configuration trained together) and of a plain loop (one ``nn.Module``, fused AdamW, the same
-data and epochs), and the FLOP floor: training + evaluation FLOPs per instance-epoch (counted by
-``torch.utils.flop_counter``) against the GFLOP/s of one large matmul on the same device.
-Every timing is guarded against other processes' load (see ``_guard.py``).
+The fair baseline is what a user gets without the trainer: a plain training loop (one
+``nn.Module``, fused AdamW) in one single-thread process per core, every core busy. Two
+measurements, in one run:
+
+1. one configuration (about the paper's "2 conv + 2 FC" size) at K = 1, 8, 32, 128: the
+   trainer in one process with one torch thread per core (groups train in parallel threads),
+   and at K = 1 one single-thread trainer process per core, like the baseline;
+2. round 1 of a selection over a slice of the paper's grid (architectures with every one of
+   their training configurations: NAdam/AdamW x 4 learning rates x 3 L2 x 4 batch sizes),
+   through ``select``: mixed groups (``CaloTrainer.train_group``) against one model per call
+   (``CaloTrainer.__call__``) on a process pool of one single-thread worker per core; and the
+   plain loop one model per call on that pool, for comparison.
+
+Each reports instance-epochs/s, the ratio to its baseline and the share of the matmul ceiling
+(a large float32 matmul on every core), from FLOPs counted by ``torch.utils.flop_counter``;
+and the same per CPU-second used (against one thread's matmul per CPU-second), which other
+processes' load inflates much less than wall time. Every timing is guarded against other
+processes' load (``_guard.py``).
 
 Run (from the repository root)::
 
-    .venv/bin/python studies/benchmarks/bench_trainer.py                 # CPU, K = 1 8 32 128
-    .venv/bin/python studies/benchmarks/bench_trainer.py --device cuda   # K = 1 8 32 128 256
+    .venv/bin/python studies/benchmarks/bench_trainer.py --json bench.json
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+import concurrent.futures
 from dataclasses import dataclass
+import functools
 import json
+import multiprocessing
 import os
 from pathlib import Path
 import platform
@@ -25,21 +40,29 @@ import sys
 import time
 from typing import Any
 
+import optuna
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
+from _guard import SelfTimed  # noqa: E402
 from _guard import Timing  # noqa: E402
 from _guard import guarded_time  # noqa: E402
+from _guard import guarded_times  # noqa: E402
 
 from optuna_robust import Instance  # noqa: E402
+from optuna_robust import RobustPruner  # noqa: E402
+from optuna_robust import RobustSampler  # noqa: E402
 from optuna_robust import make_instances  # noqa: E402
+from optuna_robust import select  # noqa: E402
 from optuna_robust.calo.losses import loss_for  # noqa: E402
 from optuna_robust.calo.models import ModelConfig  # noqa: E402
 from optuna_robust.calo.models import build_model  # noqa: E402
 from optuna_robust.calo.models import count_parameters  # noqa: E402
+from optuna_robust.calo.spaces import paper_selection_space  # noqa: E402
+from optuna_robust.calo.train import CaloTrainer  # noqa: E402
 from optuna_robust.calo.train import TrainSettings  # noqa: E402
 from optuna_robust.calo.train import train_instances  # noqa: E402
 from tests.calo._synthetic import SyntheticCaloData  # noqa: E402
@@ -64,28 +87,75 @@ CONFIG = {
 }
 TASK = "energy"
 BENCH_SEED = 0  # the study seed of the instances timed: the same instances every run
+# Architectures of the paper grid (spaces.paper_selection_space) for the round-1 slice: the
+# grid's median in FLOPs (1.34 MFLOP per training row), its smallest (0.28) and its largest
+# (4.47); the grid's mean is 1.53. --architectures takes the first N.
+ARCHITECTURES = [
+    {
+        "inductive_bias": False,
+        "n_fc": 3,
+        "conv1_kernel": 5,
+        "conv1_filters": 16,
+        "conv2_filters": 8,
+    },
+    {"inductive_bias": True, "n_fc": 4, "conv1_kernel": 3, "conv1_filters": 8, "conv2_filters": 8},
+    {
+        "inductive_bias": True,
+        "n_fc": 2,
+        "conv1_kernel": 7,
+        "conv1_filters": 16,
+        "conv2_filters": 16,
+    },
+]
 
 
 @dataclass
 class Row:
-    """One line of the result table."""
+    """One line of a result table: a timing, the work it did and what to compare it with."""
 
     name: str
-    k: int
-    timing: Timing
+    setup: str
     instance_epochs: int
+    flops: float  # of all the instance-epochs timed
+    timing: Timing
+    k: int | str = ""
 
     @property
     def rate(self) -> float:
         return self.instance_epochs / self.timing.seconds
 
+    @property
+    def cpu_rate(self) -> float:
+        """Instance-epochs per CPU second used: what other processes' load barely changes."""
+        return self.instance_epochs / self.timing.cpu_seconds
+
+    @property
+    def gflops(self) -> float:
+        return self.flops / self.timing.seconds / 1e9
+
+    @property
+    def cpu_gflops(self) -> float:
+        return self.flops / self.timing.cpu_seconds / 1e9
+
+
+@dataclass(frozen=True)
+class Ceilings:
+    """A large float32 matmul: GFLOP/s on every core (wall time), and per CPU-second."""
+
+    wall: float
+    core: float
+
 
 def main() -> None:
     args = parse_args()
-    device = torch.device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    config = {**CONFIG, "batch_size": args.batch_size}
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    cores = args.cores
+    torch.set_num_threads(cores)
+    guard = {
+        "repeats": args.repeats,
+        "max_other_cores": args.max_other_cores,
+        "max_attempts": args.max_attempts,
+    }
     data = SyntheticCaloData(n_test=args.n_test)
     settings = TrainSettings(
         min_epochs=args.epochs,
@@ -93,78 +163,222 @@ def main() -> None:
         max_epochs=args.epochs,
         n_train=args.n_train,
         n_test=args.n_test,
-        group_size=args.group_size,
     )
-    guard = {
-        "repeats": args.repeats,
-        "max_other_cores": args.max_other_cores,
-        "max_attempts": args.max_attempts,
-    }
-    print(describe_machine(device, args))
-
-    ceiling = matmul_gflops(device, guard)
-    flops = flops_per_instance_epoch(config, args.n_train, args.n_test)
+    print(describe_machine(args))
+    ceilings = matmul_ceilings(guard)
+    flops = flops_per_instance_epoch(CONFIG, args.n_train, args.n_test)
     print(
-        f"matmul ceiling: {ceiling:.1f} GFLOP/s; model: {count_parameters(config)} "
-        f"parameters, {flops / 1e9:.3f} GFLOP per instance-epoch "
-        f"(n_train={args.n_train}, n_test={args.n_test})\n"
+        f"matmul ceiling: {ceilings.wall:.1f} GFLOP/s on {cores} cores, {ceilings.core:.1f} "
+        f"per CPU-second; model: {count_parameters(CONFIG)} parameters, "
+        f"{flops / 1e9:.3f} GFLOP per instance-epoch\n"
     )
+    single = single_configuration(args, data, settings, flops, guard, ceilings)
+    round_one = selection_round_one(args, data, settings, guard, ceilings)
+    tables = [markdown_table(single, ceilings), markdown_table(round_one, ceilings)]
+    print("\n" + "\n\n".join(tables))
+    if args.json:
+        document = {
+            "args": vars(args),
+            "machine": describe_machine(args),
+            "matmul_gflops": ceilings.wall,
+            "matmul_gflops_per_cpu_s": ceilings.core,
+            "single_configuration": [as_json(row, ceilings) for row in single],
+            "round_one": [as_json(row, ceilings) for row in round_one],
+        }
+        Path(args.json).write_text(json.dumps(document, indent=2))
 
-    def trainer(k: int) -> Callable[[], object]:
-        instances = make_instances(config, k, seed=BENCH_SEED)
-        return lambda: train_instances(
-            config, instances, data=data, task=TASK, settings=settings, device=device
-        )
 
-    def plain() -> object:
-        instances = make_instances(config, args.plain_instances, seed=BENCH_SEED)
-        return [plain_loop(config, instance, data, args, device) for instance in instances]
+def single_configuration(
+    args: argparse.Namespace,
+    data: SyntheticCaloData,
+    settings: TrainSettings,
+    flops: float,
+    guard: dict[str, Any],
+    ceilings: Ceilings,
+) -> list[Row]:
+    """The plain loop on one core and on every core, and the trainer at each K."""
+    cores, epochs = args.cores, args.epochs
 
-    # Warm-up (lazy initialisation, oneDNN / cuDNN kernel selection for each group shape)
-    # outside the timings.
+    def plain(n_instances: int, rank: int) -> Callable[[], object]:
+        instances = make_instances(CONFIG, n_instances, seed=BENCH_SEED + rank)
+        return lambda: [plain_loop(CONFIG, i, data, args, torch.device("cpu")) for i in instances]
+
+    def trainer(k: int, rank: int = 0) -> Callable[[], object]:
+        instances = make_instances(CONFIG, k, seed=BENCH_SEED + rank)
+        return lambda: train_instances(CONFIG, instances, data=data, task=TASK, settings=settings)
+
+    # Warm-up (lazy initialisation, oneDNN kernel selection per shape) outside the timings.
     for k in sorted({1, *(min(k, 16) for k in args.ks)}):
         trainer(k)()
-    plain_loop(config, make_instances(config, 1, seed=BENCH_SEED)[0], data, args, device)
-    rows = [Row("plain loop", 1, guarded_time(plain, **guard), args.plain_instances * args.epochs)]
-    print(format_row(rows[0], rows[0].rate, flops, ceiling), flush=True)
+    plain(1, 0)()
+    n_plain = args.plain_instances
+    runs: list[tuple[str, str, int | str, int, Callable[[], object]]] = [
+        ("plain loop", "1 process x 1 thread", 1, n_plain, in_processes(1, plain, n_plain)),
+        (
+            "plain loop",
+            f"{cores} processes x 1 thread (baseline)",
+            1,
+            cores * n_plain,
+            in_processes(cores, plain, n_plain),
+        ),
+        ("trainer", f"{cores} processes x 1 thread", 1, cores, in_processes(cores, trainer, 1)),
+    ]
     for k in args.ks:
-        rows.append(Row("trainer", k, guarded_time(trainer(k), **guard), k * args.epochs))
-        print(format_row(rows[-1], rows[0].rate, flops, ceiling), flush=True)
+        runs.append(("trainer", f"1 process x {cores} threads", k, k, trainer(k)))
+    # Interleaved: each ratio compares runs made under about the same load.
+    timings = guarded_times({str(i): run[-1] for i, run in enumerate(runs)}, **guard)
+    rows = [
+        Row(name, setup, n * epochs, n * epochs * flops, timings[str(i)], k)
+        for i, (name, setup, k, n, _) in enumerate(runs)
+    ]
+    for row in rows:
+        print(format_row(row, rows[1], ceilings), flush=True)
+    return rows
 
-    print("\n" + markdown_table(rows, flops, ceiling))
-    if args.json:
-        Path(args.json).write_text(json.dumps(as_json(rows, flops, ceiling, args), indent=2))
+
+def selection_round_one(
+    args: argparse.Namespace,
+    data: SyntheticCaloData,
+    settings: TrainSettings,
+    guard: dict[str, Any],
+    ceilings: Ceilings,
+) -> list[Row]:
+    """Round 1 of ``select`` over the slice: one model per call against mixed groups."""
+    candidates = grid_slice(args.architectures)
+    flops = sum(flops_per_instance_epoch(c, args.n_train, args.n_test) for c in candidates)
+    n_groups = len({CaloTrainer(data, task=TASK).group_key(c) for c in candidates})
+    print(
+        f"\nround 1 over {len(candidates)} candidates of the paper grid "
+        f"({args.architectures} architectures, {n_groups} groups), "
+        f"{flops * args.epochs / len(candidates) / 1e9:.3f} GFLOP per instance on average"
+    )
+    cores = args.cores
+    single_thread = CaloTrainer(data, task=TASK, settings=settings, num_threads=1)
+    threaded = CaloTrainer(data, task=TASK, settings=settings, num_threads=cores)
+    variants = [
+        ("plain loop per call", f"pool of {cores} x 1 thread", PlainTrainer(data, args), cores),
+        (
+            "one model per call",
+            f"pool of {cores} x 1 thread (baseline)",
+            single_thread.__call__,
+            cores,
+        ),
+        ("mixed groups", f"pool of {cores} x 1 thread", single_thread, cores),
+        ("mixed groups", f"in process, {cores} threads", threaded, 0),
+    ]
+    warm = grid_slice(1)[:: len(grid_slice(1)) // 8]  # a few of each shape, untimed
+    round_one(warm, threaded, 0)()
+    round_guard = {**guard, "max_attempts": max(guard["repeats"], args.round_max_attempts)}
+    timings = guarded_times(
+        {str(i): round_one(candidates, v[2], v[3]) for i, v in enumerate(variants)},
+        **round_guard,
+    )
+    epochs = len(candidates) * args.epochs
+    rows = [
+        Row(name, setup, epochs, flops * args.epochs, timings[str(i)], len(candidates))
+        for i, (name, setup, _, _) in enumerate(variants)
+    ]
+    for row in rows:
+        print(format_row(row, rows[1], ceilings), flush=True)
+    return rows
+
+
+def round_one(
+    candidates: list[dict[str, Any]], train_fn: Callable[..., Any], workers: int
+) -> Callable[[], object]:
+    """Round 1 of a selection (one instance of every candidate) through ``select``."""
+
+    def run() -> object:
+        study = optuna.create_study(
+            sampler=RobustSampler(candidates=candidates, seed=BENCH_SEED),
+            pruner=RobustPruner(max_instances=1),
+        )
+        executor = None
+        if workers:
+            context = multiprocessing.get_context("fork")
+            executor = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
+        try:
+            return select(study, train_fn, executor=executor, final_instances=0, seed=BENCH_SEED)
+        finally:
+            if executor is not None:
+                executor.shutdown(wait=True)  # joined: their CPU time counts as ours
+
+    return run
+
+
+def grid_slice(n_architectures: int) -> list[dict[str, Any]]:
+    """Every candidate of the paper grid whose architecture is one of the first N chosen."""
+    chosen = ARCHITECTURES[:n_architectures]
+    return [
+        candidate
+        for candidate in paper_selection_space()
+        if any(all(candidate[key] == value for key, value in arch.items()) for arch in chosen)
+    ]
+
+
+def in_processes(
+    n_processes: int, work: Callable[..., Callable[[], object]], *work_args: Any
+) -> Callable[[], SelfTimed]:
+    """``work(*work_args, rank)()`` in ``n_processes`` single-thread processes at once.
+
+    Each process prepares its work (``work(..., rank)`` builds data and instances), waits
+    until all are ready, then runs it; the timing is from that moment to the last one's end.
+    """
+
+    def run() -> SelfTimed:
+        context = multiprocessing.get_context("fork")
+        barrier = context.Barrier(n_processes)
+        spans = context.Queue()
+        target = functools.partial(_timed_child, work, work_args, barrier, spans)
+        processes = [context.Process(target=target, args=(rank,)) for rank in range(n_processes)]
+        for process in processes:
+            process.start()
+        times = [spans.get() for _ in processes]
+        for process in processes:
+            process.join()  # waited for: the guard counts the children's CPU time as ours
+        if any(process.exitcode for process in processes):
+            raise RuntimeError("a benchmark process failed")
+        return SelfTimed(max(stop for _, stop in times) - min(start for start, _ in times))
+
+    return run
+
+
+def _timed_child(
+    work: Callable[..., Callable[[], object]],
+    work_args: tuple[Any, ...],
+    barrier: Any,
+    spans: Any,
+    rank: int,
+) -> None:
+    torch.set_num_threads(1)
+    prepared = work(*work_args, rank)
+    barrier.wait()
+    start = time.perf_counter()
+    prepared()
+    spans.put((start, time.perf_counter()))
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument(
-        "--ks",
-        type=int,
-        nargs="+",
-        default=None,
-        help="instances trained together (default: 1 8 32 128, +256 on cuda)",
-    )
+    parser.add_argument("--ks", type=int, nargs="+", default=[1, 8, 32, 128])
+    parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--n-train", type=int, default=2000, help="training rows per epoch")
     parser.add_argument("--n-test", type=int, default=500, help="test rows evaluated per epoch")
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument(
-        "--group-size",
-        type=int,
-        default=None,
-        help="TrainSettings.group_size (default: the trainer's choice)",
+        "--plain-instances", type=int, default=2, help="instances per process of the plain loop"
     )
     parser.add_argument(
-        "--plain-instances", type=int, default=2, help="instances the plain loop trains per timing"
+        "--architectures",
+        type=int,
+        default=len(ARCHITECTURES),
+        choices=range(1, len(ARCHITECTURES) + 1),
+        help="paper-grid architectures in the round-1 slice (96 candidates each)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="clean timings per median")
+    parser.add_argument("--max-attempts", type=int, default=12, help="timings at most")
     parser.add_argument(
-        "--max-attempts",
-        type=int,
-        default=12,
-        help="timings at most per measurement, clean or not",
+        "--round-max-attempts", type=int, default=4, help="timings at most of a round-1 run"
     )
     parser.add_argument(
         "--max-other-cores",
@@ -172,12 +386,8 @@ def parse_args() -> argparse.Namespace:
         default=0.15,
         help="other processes' load (cores) above which a timing is redone",
     )
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--json", default=None, help="also write the results here")
-    args = parser.parse_args()
-    if args.ks is None:
-        args.ks = [1, 8, 32, 128] + ([256] if args.device.startswith("cuda") else [])
-    return args
+    return parser.parse_args()
 
 
 def plain_loop(
@@ -187,11 +397,12 @@ def plain_loop(
     args: argparse.Namespace,
     device: torch.device,
 ) -> float:
-    """What one would write without the trainer: one model, fused AdamW, the same work."""
+    """What one would write without the trainer: one model, its torch optimiser, the same work."""
     model_config = ModelConfig.from_dict(config)
     model = build_model(model_config, TASK, init_seed=instance.init_seed).to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=model_config.lr, weight_decay=model_config.l2, fused=True
+    options = {"fused": True} if model_config.optimizer in ("Adam", "AdamW", "SGD") else {}
+    optimizer = getattr(torch.optim, model_config.optimizer)(
+        model.parameters(), lr=model_config.lr, weight_decay=model_config.l2, **options
     )
     loss_fn = loss_for(TASK)
     sample = data.training_sample(args.n_train, instance.data_seed)
@@ -202,8 +413,8 @@ def plain_loop(
     test_loss = torch.zeros((), device=device)
     for _ in range(args.epochs):
         order = torch.randperm(args.n_train, generator=generator).to(device)
-        for start in range(0, args.n_train, args.batch_size):
-            rows = order[start : start + args.batch_size]
+        for start in range(0, args.n_train, model_config.batch_size):
+            rows = order[start : start + model_config.batch_size]
             loss = loss_fn(model(deposits[rows]), energy[rows])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -214,95 +425,112 @@ def plain_loop(
     return float(test_loss)
 
 
-def matmul_gflops(device: torch.device, guard: dict[str, Any]) -> float:
-    """GFLOP/s of a large float32 matmul: the ceiling the model's FLOPs are compared with."""
-    n = 8192 if device.type == "cuda" else 2048
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
-    repeats = 20 if device.type == "cuda" else 4
+@dataclass
+class PlainTrainer:
+    """A ``train_fn`` for ``select`` that runs the plain loop, one model per call."""
+
+    data: SyntheticCaloData
+    args: argparse.Namespace
+
+    def __call__(self, params: dict[str, Any], instances: list[Instance]) -> list[float]:
+        torch.set_num_threads(1)
+        return [
+            plain_loop(params, i, self.data, self.args, torch.device("cpu")) for i in instances
+        ]
+
+
+def matmul_ceilings(guard: dict[str, Any]) -> Ceilings:
+    """The matmul rate on every core, and per CPU-second on one thread: the FLOP ceilings."""
+    n, repeats = 2048, 4
+    a, b = torch.randn(n, n), torch.randn(n, n)
 
     def run() -> None:
         for _ in range(repeats):
             torch.mm(a, b)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
 
     timing = guarded_time(run, warmup=1, **guard)
-    print(f"matmul {n}x{n}: {timing.describe()}")
-    return 2 * n**3 * repeats / timing.seconds / 1e9
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    one_thread = guarded_time(run, warmup=1, **guard)
+    torch.set_num_threads(threads)
+    print(f"matmul {n}x{n}, {threads} threads: {timing.describe()}")
+    print(f"matmul {n}x{n}, 1 thread: {one_thread.describe()}")
+    flops = 2 * n**3 * repeats / 1e9
+    return Ceilings(wall=flops / timing.seconds, core=flops / one_thread.cpu_seconds)
 
 
-def flops_per_instance_epoch(config: dict[str, Any], n_train: int, n_test: int) -> float:
-    """Training (forward + backward) and evaluation FLOPs of one instance for one epoch."""
-    model = build_model(config, TASK, init_seed=0)
+@functools.cache
+def _flops_per_row(frozen_config: tuple[tuple[str, Any], ...]) -> tuple[float, float]:
+    model = build_model(dict(frozen_config), TASK, init_seed=0)
     batch = torch.rand(64, 15, 15)
     with FlopCounterMode(display=False) as counter:
         model(batch).sum().backward()
     train = counter.get_total_flops() / len(batch)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(batch)
-    evaluate = counter.get_total_flops() / len(batch)
+    return train, counter.get_total_flops() / len(batch)
+
+
+def flops_per_instance_epoch(config: dict[str, Any], n_train: int, n_test: int) -> float:
+    """Training (forward + backward) and evaluation FLOPs of one instance for one epoch."""
+    network = {k: v for k, v in config.items() if k not in ("optimizer", "lr", "l2", "batch_size")}
+    train, evaluate = _flops_per_row(tuple(sorted(network.items())))
     return train * n_train + evaluate * n_test
 
 
-def format_row(row: Row, plain_rate: float, flops: float, ceiling: float) -> str:
-    gflops = row.rate * flops / 1e9
+def format_row(row: Row, baseline: Row, ceilings: Ceilings) -> str:
     return (
-        f"{row.name:10s} K={row.k:<4d} {row.rate:9.2f} instance-epochs/s  "
-        f"x{row.rate / plain_rate:6.2f} plain  {gflops:7.1f} GFLOP/s "
-        f"({100 * gflops / ceiling:5.1f} % of matmul)  {row.timing.describe()}"
+        f"{row.name:19s} {str(row.k):>4s} {row.setup:38s} {row.rate:8.2f} instance-epochs/s "
+        f"x{row.rate / baseline.rate:5.2f} ({100 * row.gflops / ceilings.wall:4.1f} %); "
+        f"per CPU-s {row.cpu_rate:6.2f} x{row.cpu_rate / baseline.cpu_rate:5.2f} "
+        f"({100 * row.cpu_gflops / ceilings.core:4.1f} %)  {row.timing.describe()}"
     )
 
 
-def markdown_table(rows: list[Row], flops: float, ceiling: float) -> str:
-    plain_rate = rows[0].rate
+def markdown_table(rows: list[Row], ceilings: Ceilings) -> str:
+    baseline = next(row for row in rows if "baseline" in row.setup)
     lines = [
-        "| run | K | instance-epochs/s | vs plain loop | GFLOP/s | % of matmul ceiling | "
-        "timings | other processes (cores) | clean |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---|",
+        "| run | K or models | setup | instance-epochs/s | vs baseline | % of ceiling | "
+        "per CPU-second | vs baseline | % of core ceiling | timings | other processes (cores) "
+        "| clean |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for row in rows:
-        gflops = row.rate * flops / 1e9
         loads = ", ".join(f"{load:.2f}" for load in row.timing.other_cores)
         lines.append(
-            f"| {row.name} | {row.k} | {row.rate:.2f} | {row.rate / plain_rate:.2f}x | "
-            f"{gflops:.1f} | {100 * gflops / ceiling:.1f} % | {len(row.timing.runs)} | "
-            f"{loads} | {'yes' if row.timing.clean else 'NO'} |"
+            f"| {row.name} | {row.k} | {row.setup} | {row.rate:.2f} | "
+            f"{row.rate / baseline.rate:.2f}x | {100 * row.gflops / ceilings.wall:.1f} % | "
+            f"{row.cpu_rate:.2f} | {row.cpu_rate / baseline.cpu_rate:.2f}x | "
+            f"{100 * row.cpu_gflops / ceilings.core:.1f} % | {len(row.timing.runs)} | {loads} | "
+            f"{'yes' if row.timing.clean else 'NO'} |"
         )
     return "\n".join(lines)
 
 
-def as_json(
-    rows: list[Row], flops: float, ceiling: float, args: argparse.Namespace
-) -> dict[str, Any]:
+def as_json(row: Row, ceilings: Ceilings) -> dict[str, Any]:
     return {
-        "args": vars(args),
-        "matmul_gflops": ceiling,
-        "flops_per_instance_epoch": flops,
-        "rows": [
-            {
-                "name": row.name,
-                "k": row.k,
-                "instance_epochs_per_s": row.rate,
-                "seconds": row.timing.seconds,
-                "runs": row.timing.runs,
-                "other_cores": row.timing.other_cores,
-                "clean": row.timing.clean,
-            }
-            for row in rows
-        ],
+        "name": row.name,
+        "setup": row.setup,
+        "k": row.k,
+        "instance_epochs_per_s": row.rate,
+        "gflops": row.gflops,
+        "share_of_ceiling": row.gflops / ceilings.wall,
+        "instance_epochs_per_cpu_s": row.cpu_rate,
+        "share_of_core_ceiling": row.cpu_gflops / ceilings.core,
+        "seconds": row.timing.seconds,
+        "runs": row.timing.runs,
+        "cpu_seconds": row.timing.own_seconds,
+        "other_cores": row.timing.other_cores,
+        "clean": row.timing.clean,
     }
 
 
-def describe_machine(device: torch.device, args: argparse.Namespace) -> str:
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+def describe_machine(args: argparse.Namespace) -> str:
+    name = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
     return (
-        f"{time.strftime('%Y-%m-%d %H:%M')}  torch {torch.__version__}  device {device} "
-        f"({name})  threads {torch.get_num_threads()}  epochs {args.epochs}  "
-        f"batch {args.batch_size}"
+        f"{time.strftime('%Y-%m-%d %H:%M')}  torch {torch.__version__}  cpu ({name})  "
+        f"cores used {args.cores}  epochs {args.epochs}  n_train {args.n_train}  "
+        f"n_test {args.n_test}"
     )
 
 
