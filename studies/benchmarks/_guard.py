@@ -24,9 +24,10 @@ import time
 
 @dataclass(frozen=True)
 class SelfTimed:
-    """What a timed callable returns when it measured its own work's wall time."""
+    """What a timed callable returns when it measured its own work's wall (and CPU) time."""
 
     seconds: float
+    cpu_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -200,4 +201,7 @@ def _timed_run(run: Callable[[], object]) -> tuple[float, float, float, float]:
     else:
         # Clock ticks are coarse (10 ms): never report a negative load.
         other_used = max(0.0, (busy_after - busy_before) - own_used)
-    return wall, other_used / span, own_used / span, own_used
+    work_cpu = own_used
+    if isinstance(result, SelfTimed) and result.cpu_seconds is not None:
+        work_cpu = result.cpu_seconds  # e.g. without the children's start-up
+    return wall, other_used / span, own_used / span, work_cpu

@@ -6,7 +6,7 @@ measurements, in one run:
 
 1. one configuration (about the paper's "2 conv + 2 FC" size) at K = 1, 8, 32, 128: the
    trainer in one process with one torch thread per core (groups train in parallel threads),
-   and at K = 1 one single-thread trainer process per core, like the baseline;
+   and in the baseline's setup, one single-thread process per core with K / cores each;
 2. round 1 of a selection over a slice of the paper's grid (architectures with every one of
    their training configurations: NAdam/AdamW x 4 learning rates x 3 L2 x 4 batch sizes),
    through ``select``: mixed groups (``CaloTrainer.train_group``) against one model per call
@@ -30,6 +30,7 @@ import argparse
 from collections.abc import Callable
 import concurrent.futures
 from dataclasses import dataclass
+from dataclasses import replace
 import functools
 import json
 import multiprocessing
@@ -172,9 +173,13 @@ def main() -> None:
         f"per CPU-second; model: {count_parameters(CONFIG)} parameters, "
         f"{flops / 1e9:.3f} GFLOP per instance-epoch\n"
     )
-    single = single_configuration(args, data, settings, flops, guard, ceilings)
-    round_one = selection_round_one(args, data, settings, guard, ceilings)
-    tables = [markdown_table(single, ceilings), markdown_table(round_one, ceilings)]
+    single = []
+    if "single" in args.parts:
+        single = single_configuration(args, data, settings, flops, guard, ceilings)
+    round_one = []
+    if "round" in args.parts:
+        round_one = selection_round_one(args, data, settings, guard, ceilings)
+    tables = [markdown_table(rows, ceilings) for rows in (single, round_one) if rows]
     print("\n" + "\n\n".join(tables))
     if args.json:
         document = {
@@ -200,31 +205,36 @@ def single_configuration(
     cores, epochs = args.cores, args.epochs
 
     def plain(n_instances: int, rank: int) -> Callable[[], object]:
-        instances = make_instances(CONFIG, n_instances, seed=BENCH_SEED + rank)
-        return lambda: [plain_loop(CONFIG, i, data, args, torch.device("cpu")) for i in instances]
+        return Work("plain", n_instances, args.n_train, args.n_test, epochs).prepare(rank)
 
     def trainer(k: int, rank: int = 0) -> Callable[[], object]:
-        instances = make_instances(CONFIG, k, seed=BENCH_SEED + rank)
-        return lambda: train_instances(CONFIG, instances, data=data, task=TASK, settings=settings)
+        return Work("trainer", k, args.n_train, args.n_test, epochs).prepare(rank)
+
+    def processes(kind: str, n_instances: int) -> Callable[[], SelfTimed]:
+        return in_processes(cores, Work(kind, n_instances, args.n_train, args.n_test, epochs))
 
     # Warm-up (lazy initialisation, oneDNN kernel selection per shape) outside the timings.
     for k in sorted({1, *(min(k, 16) for k in args.ks)}):
         trainer(k)()
     plain(1, 0)()
     n_plain = args.plain_instances
+    one = Work("plain", n_plain, args.n_train, args.n_test, epochs)
     runs: list[tuple[str, str, int | str, int, Callable[[], object]]] = [
-        ("plain loop", "1 process x 1 thread", 1, n_plain, in_processes(1, plain, n_plain)),
+        ("plain loop", "1 process x 1 thread", 1, n_plain, in_processes(1, one)),
         (
             "plain loop",
             f"{cores} processes x 1 thread (baseline)",
             1,
             cores * n_plain,
-            in_processes(cores, plain, n_plain),
+            processes("plain", n_plain),
         ),
-        ("trainer", f"{cores} processes x 1 thread", 1, cores, in_processes(cores, trainer, 1)),
+        ("trainer", f"{cores} processes x 1 thread", 1, cores, processes("trainer", 1)),
     ]
     for k in args.ks:
         runs.append(("trainer", f"1 process x {cores} threads", k, k, trainer(k)))
+        if k >= 2 * cores:  # the baseline's setup: K / cores instances in each process
+            split = processes("trainer", k // cores)
+            runs.append(("trainer", f"{cores} processes x 1 thread", k, k // cores * cores, split))
     # Interleaved: each ratio compares runs made under about the same load.
     timings = guarded_times({str(i): run[-1] for i, run in enumerate(runs)}, **guard)
     rows = [
@@ -316,51 +326,97 @@ def grid_slice(n_architectures: int) -> list[dict[str, Any]]:
     ]
 
 
-def in_processes(
-    n_processes: int, work: Callable[..., Callable[[], object]], *work_args: Any
-) -> Callable[[], SelfTimed]:
-    """``work(*work_args, rank)()`` in ``n_processes`` single-thread processes at once.
+@dataclass(frozen=True)
+class Work:
+    """What one benchmark process trains: instances of CONFIG, by the plain loop or the trainer.
 
-    Each process prepares its work (``work(..., rank)`` builds data and instances), waits
-    until all are ready, then runs it; the timing is from that moment to the last one's end.
+    Picklable, so that spawned processes (fresh interpreters) can build it themselves.
+    """
+
+    kind: str  # "plain" or "trainer"
+    n_instances: int
+    n_train: int
+    n_test: int
+    epochs: int
+
+    def prepare(self, rank: int) -> Callable[[], object]:
+        """Data and instances (seeded by ``rank``) built; returns the work to time."""
+        data = SyntheticCaloData(n_test=self.n_test)
+        instances = make_instances(CONFIG, self.n_instances, seed=BENCH_SEED + rank)
+        if self.kind == "plain":
+            sizes = argparse.Namespace(
+                n_train=self.n_train, n_test=self.n_test, epochs=self.epochs
+            )
+            cpu = torch.device("cpu")
+            return lambda: [plain_loop(CONFIG, i, data, sizes, cpu) for i in instances]
+        settings = TrainSettings(
+            min_epochs=self.epochs,
+            window=1,
+            max_epochs=self.epochs,
+            n_train=self.n_train,
+            n_test=self.n_test,
+        )
+        return lambda: train_instances(CONFIG, instances, data=data, task=TASK, settings=settings)
+
+
+def in_processes(n_processes: int, work: Work) -> Callable[[], SelfTimed]:
+    """``work`` in ``n_processes`` single-thread processes at once (ranks 0, 1, ...).
+
+    The processes are spawned (fresh interpreters: forking this multi-threaded process hung
+    now and then), prepare their work, wait until all are ready, then run it; the timing runs
+    from that moment to the last one's end, its CPU time is theirs over the same span.
     """
 
     def run() -> SelfTimed:
-        context = multiprocessing.get_context("fork")
+        context = multiprocessing.get_context("spawn")
         barrier = context.Barrier(n_processes)
         spans = context.Queue()
-        target = functools.partial(_timed_child, work, work_args, barrier, spans)
-        processes = [context.Process(target=target, args=(rank,)) for rank in range(n_processes)]
+        processes = [
+            context.Process(target=_timed_child, args=(work, rank, barrier, spans))
+            for rank in range(n_processes)
+        ]
         for process in processes:
             process.start()
-        times = [spans.get() for _ in processes]
-        for process in processes:
-            process.join()  # waited for: the guard counts the children's CPU time as ours
+        try:
+            times = [spans.get(timeout=_CHILD_TIMEOUT_S) for _ in processes]
+        finally:
+            for process in processes:
+                process.join(timeout=_CHILD_TIMEOUT_S)  # joined: the guard counts their CPU
         if any(process.exitcode for process in processes):
             raise RuntimeError("a benchmark process failed")
-        return SelfTimed(max(stop for _, stop in times) - min(start for start, _ in times))
+        wall = max(stop for _, stop, _ in times) - min(start for start, _, _ in times)
+        return SelfTimed(wall, cpu_seconds=sum(cpu for _, _, cpu in times))
 
     return run
 
 
-def _timed_child(
-    work: Callable[..., Callable[[], object]],
-    work_args: tuple[Any, ...],
-    barrier: Any,
-    spans: Any,
-    rank: int,
-) -> None:
+_CHILD_TIMEOUT_S = 900  # a benchmark process that says nothing for this long has failed
+
+
+def _timed_child(work: Work, rank: int, barrier: Any, spans: Any) -> None:
     torch.set_num_threads(1)
-    prepared = work(*work_args, rank)
+    # A fresh interpreter: warm up on every shape of the timed work (a full minibatch, the
+    # last smaller one, the test chunks) before the start, as the in-process runs do.
+    batch = CONFIG["batch_size"]
+    warm_rows = batch + (work.n_train % batch or batch)
+    replace(work, n_train=min(work.n_train, warm_rows), epochs=1).prepare(rank)()
+    prepared = work.prepare(rank)
     barrier.wait()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     prepared()
-    spans.put((start, time.perf_counter()))
+    spans.put((start, time.perf_counter(), time.process_time() - cpu))
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 8, 32, 128])
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=["single", "round"],
+        default=["single", "round"],
+        help="one configuration, round 1 of the grid slice, or both",
+    )
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--n-train", type=int, default=2000, help="training rows per epoch")
     parser.add_argument("--n-test", type=int, default=500, help="test rows evaluated per epoch")
