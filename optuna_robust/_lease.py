@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 import contextlib
 import datetime
+import logging
 import os
 import socket
 import threading
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from optuna.storages import BaseStorage
     from optuna.study import Study
 
+_logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 10.0
 STALE_SECONDS = 60.0  # a holder silent for this long (six missed heartbeats) is gone
 _HOLDER = "holder"
@@ -108,9 +110,10 @@ class _Lease:
                     self.lost = "another driver took the lease over"
                     return
                 self.storage.set_study_system_attr(self.study_id, _HEARTBEAT, time.time())
-            except Exception as error:  # noqa: BLE001 - the driver reports it, not this thread
-                self.lost = f"the heartbeat failed: {error!r}"
-                return
+            except Exception as error:  # noqa: BLE001 - a busy database: try again next beat
+                # A transient failure (SQLite busy, a dropped connection) must not stop a
+                # healthy run; a lease that stays silent is taken over only after `stale`.
+                _logger.warning(f"select's lease heartbeat failed ({error!r}); retrying.")
 
     def check(self) -> None:
         """Raise if this driver no longer holds the lease (it stalled and was taken over)."""
