@@ -158,13 +158,7 @@ def main() -> None:
         "max_attempts": args.max_attempts,
     }
     data = SyntheticCaloData(n_test=args.n_test)
-    settings = TrainSettings(
-        min_epochs=args.epochs,
-        window=1,
-        max_epochs=args.epochs,
-        n_train=args.n_train,
-        n_test=args.n_test,
-    )
+    settings = fixed_epochs(args.epochs, args.n_train, args.n_test)
     print(describe_machine(args))
     ceilings = matmul_ceilings(guard)
     flops = flops_per_instance_epoch(CONFIG, args.n_train, args.n_test)
@@ -326,6 +320,13 @@ def grid_slice(n_architectures: int) -> list[dict[str, Any]]:
     ]
 
 
+def fixed_epochs(epochs: int, n_train: int, n_test: int) -> TrainSettings:
+    """Settings that train every instance exactly ``epochs`` epochs: the same work each run."""
+    return TrainSettings(
+        min_epochs=epochs, window=1, max_epochs=epochs, n_train=n_train, n_test=n_test
+    )
+
+
 @dataclass(frozen=True)
 class Work:
     """What one benchmark process trains: instances of CONFIG, by the plain loop or the trainer.
@@ -349,13 +350,7 @@ class Work:
             )
             cpu = torch.device("cpu")
             return lambda: [plain_loop(CONFIG, i, data, sizes, cpu) for i in instances]
-        settings = TrainSettings(
-            min_epochs=self.epochs,
-            window=1,
-            max_epochs=self.epochs,
-            n_train=self.n_train,
-            n_test=self.n_test,
-        )
+        settings = fixed_epochs(self.epochs, self.n_train, self.n_test)
         return lambda: train_instances(CONFIG, instances, data=data, task=TASK, settings=settings)
 
 

@@ -37,6 +37,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).res
 from bench_trainer import BENCH_SEED  # noqa: E402
 from bench_trainer import CONFIG  # noqa: E402
 from bench_trainer import TASK  # noqa: E402
+from bench_trainer import fixed_epochs  # noqa: E402
 from bench_trainer import flops_per_instance_epoch  # noqa: E402
 from bench_trainer import grid_slice  # noqa: E402
 from bench_trainer import plain_loop  # noqa: E402
@@ -63,9 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     start = time.perf_counter()
     data = SyntheticCaloData(n_test=args.n_test)
-    settings = TrainSettings(
-        min_epochs=1, window=1, max_epochs=1, n_train=args.n_train, n_test=args.n_test
-    )
+    settings = fixed_epochs(1, args.n_train, args.n_test)
     check = Check(args, start)
     check.note("environment", describe(device))
     check.note("matmul_gflops", matmul_gflops(device, args.quick))
@@ -185,13 +184,7 @@ class Check:
         if planned * epochs / rate > self.left():
             print(f"selection slice: skipped ({self.left():.0f} s left)")
             return
-        settings = TrainSettings(
-            min_epochs=epochs,
-            window=epochs,
-            max_epochs=epochs,
-            n_train=self.args.n_train,
-            n_test=self.args.n_test,
-        )
+        settings = fixed_epochs(epochs, self.args.n_train, self.args.n_test)
         trainer = CaloTrainer(data, task=TASK, settings=settings, device=str(device))
         study = optuna.create_study(
             sampler=RobustSampler(candidates=candidates, seed=BENCH_SEED), pruner=RobustPruner()
