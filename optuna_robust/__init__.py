@@ -12,6 +12,7 @@ from optuna_robust._evaluate import evaluate_instances
 from optuna_robust._execution import SelectionStopped
 from optuna_robust._instances import Instance
 from optuna_robust._lease import LeaseError
+from optuna_robust._pruner import PlannedRung
 from optuna_robust._pruner import RobustPruner
 from optuna_robust._records import instance_losses
 from optuna_robust._records import make_instances
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Instance",
     "LeaseError",
+    "PlannedRung",
     "RobustPruner",
     "RobustSampler",
     "SelectionBudget",

@@ -15,6 +15,7 @@ from optuna_robust._optuna_compat import trial_id
 from optuna_robust._optuna_compat import write_trial
 from optuna_robust._pruner import RobustPruner
 from optuna_robust._pruner import check_single_objective
+from optuna_robust._pruner import n_candidates
 from optuna_robust._records import check_pairing
 from optuna_robust._records import make_instances
 from optuna_robust._records import make_records
@@ -80,7 +81,9 @@ def evaluate_instances(
             mapping with ``"loss"`` and extras such as ``"epochs"`` and ``"seconds"``. NaN or
             infinite losses count as the worst.
         max_instances:
-            Instances at which the trial completes. Defaults to the pruner's ``max_instances``.
+            Instances at which the trial completes. Defaults to the pruner's ``max_instances``;
+            with a budget-planned pruner (``max_trainings``), the plan's last rung, and it must
+            be left ``None``.
         pairing:
             ``"data"``: instance ``k`` of every model trains on the same bootstrap sample
             (common random numbers, sharper comparisons). ``"none"``: independent samples, as
@@ -104,17 +107,7 @@ def evaluate_instances(
             f"evaluate_instances needs a study with a RobustPruner, but study "
             f"{study.study_name!r} has {type(pruner).__name__}."
         )
-    cap = pruner.max_instances if max_instances is None else max_instances
-    if cap is None:
-        raise ValueError(
-            "evaluate_instances needs max_instances (the count at which a trial completes): "
-            "pass max_instances=... or set RobustPruner(max_instances=...)."
-        )
-    if isinstance(cap, bool) or not isinstance(cap, int) or cap < pruner.min_instances:
-        raise ValueError(
-            f"max_instances must be an integer >= the pruner's min_instances "
-            f"({pruner.min_instances}) but got {cap!r}."
-        )
+    targets = _targets(pruner, study, max_instances)
     maximize = check_single_objective(study)
     check_direction(pruner.statistic, maximize)
     check_pairing(pairing)
@@ -131,9 +124,7 @@ def evaluate_instances(
         stored.update(reused)
     losses = [float(stored[k]["loss"]) for k in sorted(stored)]
 
-    rung = 0
-    while True:
-        target = min(pruner.rung_instances(rung), cap)
+    for target in targets:
         if target > len(losses):
             instances = make_instances(
                 frozen.params, range(len(losses), target), seed=study_seed, pairing=pairing
@@ -144,11 +135,42 @@ def evaluate_instances(
         value = pruner.statistic_value(losses[:target], maximize=maximize)
         if target not in frozen.intermediate_values:
             trial.report(value, target)
-        if target >= cap:
+        if target == targets[-1]:
             return value
         if trial.should_prune():
             raise optuna.TrialPruned(
                 f"{statistic_name(pruner.statistic)} loss {value:.6g} over {target} instances "
                 "is not among the best at this rung."
             )
-        rung += 1
+    raise AssertionError("unreachable: the last target returns")
+
+
+def _targets(pruner: RobustPruner, study: optuna.Study, max_instances: int | None) -> list[int]:
+    """The instance counts at which a trial reports, up to the one at which it completes."""
+    if pruner.max_trainings is not None:
+        if max_instances is not None:
+            raise ValueError(
+                "A budget-planned RobustPruner (max_trainings set) plans where trials complete: "
+                f"leave max_instances=None (got {max_instances!r})."
+            )
+        return [rung.instances for rung in pruner.planned_rungs(n_candidates(study))]
+    cap = pruner.max_instances if max_instances is None else max_instances
+    if cap is None:
+        raise ValueError(
+            "evaluate_instances needs max_instances (the count at which a trial completes): "
+            "pass max_instances=... or set RobustPruner(max_instances=...)."
+        )
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < pruner.min_instances:
+        raise ValueError(
+            f"max_instances must be an integer >= the pruner's min_instances "
+            f"({pruner.min_instances}) but got {cap!r}."
+        )
+    if pruner.max_instances is not None and cap > pruner.max_instances:
+        raise ValueError(
+            f"max_instances={cap} is above the pruner's max_instances ({pruner.max_instances}), "
+            "where its rungs stop: raise the pruner's cap instead."
+        )
+    targets = [min(pruner.rung_instances(0), cap)]
+    while targets[-1] < cap:
+        targets.append(min(pruner.rung_instances(len(targets)), cap))
+    return targets

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 import math
 from typing import TYPE_CHECKING
 from typing import Literal
+from typing import NamedTuple
 
 import numpy as np
 import optuna
@@ -13,7 +14,9 @@ from optuna.study import StudyDirection
 
 from optuna_robust._optuna_compat import storage_of
 from optuna_robust._optuna_compat import trial_id
+from optuna_robust._records import promoted_key
 from optuna_robust._records import rung_key
+from optuna_robust._sampler import RobustSampler
 from optuna_robust._stats import Statistic
 from optuna_robust._stats import StatisticFn
 from optuna_robust._stats import resolve_statistic
@@ -22,6 +25,17 @@ from optuna_robust._stats import robust_value
 if TYPE_CHECKING:
     from optuna.study import Study
     from optuna.trial import FrozenTrial
+
+
+class PlannedRung(NamedTuple):
+    """One rung of a budget-planned schedule (see :meth:`RobustPruner.planned_rungs`)."""
+
+    instances: int
+    """Instances every model has at this rung."""
+    models: int
+    """Models planned to reach this rung."""
+    survivors: int
+    """Models planned to go on past it (``n_keep`` at the last rung)."""
 
 
 class RobustPruner(optuna.pruners.BasePruner):
@@ -34,6 +48,15 @@ class RobustPruner(optuna.pruners.BasePruner):
     ``min_instances + r`` (linear). At rung 0 an optional baseline gate drops every model whose
     loss exceeds ``baseline * (1 + baseline_tolerance)``; at every other rung (and at rung 0 when
     there is no baseline) the worse ``1 - 1/reduction_factor`` share is dropped.
+
+    With ``max_trainings`` set, the pruner plans the instance counts itself instead
+    (*budget-planned halving*, sequential halving after Karnin, Koren and Somekh, 2013): with
+    ``S`` models still in the race, ``T`` trainings spent and ``R`` rounds left until ``n_keep``
+    remain, the next round gives every model ``floor((max_trainings - T) / (R * S))`` new
+    instances (at least ``min_instances`` in the first round), then drops the worse share as
+    above. Every round spends an equal part of what is left, so the halving always runs down
+    to ``n_keep`` models and the budget is spent up to rounding; a round that can afford no new
+    instance halves on the instances already trained. The paper's schedule is the default.
 
     Used inside :func:`optuna_robust.select`, the decision at a rung is taken once the whole
     cohort has reached it, as in the paper. Used in a plain :meth:`optuna.study.Study.optimize`
@@ -94,6 +117,17 @@ class RobustPruner(optuna.pruners.BasePruner):
         n_keep:
             How many models :func:`~optuna_robust.select` keeps at the end; halving never keeps
             fewer.
+        max_trainings:
+            The trainings the halving rounds may spend (a winner's ``final_instances`` come on
+            top), for budget-planned halving. It must cover ``min_instances`` of every
+            candidate. :func:`~optuna_robust.select` plans each round from the models still
+            in the race, so failed or gated models leave more for the others. In
+            :meth:`~optuna.study.Study.optimize` the plan is fixed up front from the number of
+            candidates of the study's :class:`~optuna_robust.RobustSampler`, and at most the
+            planned number of trials is promoted past each rung (with ``W`` workers, up to
+            ``W - 1`` more, from promotions decided at the same moment). ``None``: the
+            paper's schedule (``min_instances``, ``growth`` and ``max_instances``), the
+            default. Needs ``growth="geometric"`` and ``max_instances=None``.
 
     Raises:
         ValueError: An argument is out of range; the message names it.
@@ -110,6 +144,7 @@ class RobustPruner(optuna.pruners.BasePruner):
         baseline: float | None = None,
         baseline_tolerance: float = 0.2,
         n_keep: int = 1,
+        max_trainings: int | None = None,
     ) -> None:
         self._statistic_fn: StatisticFn = resolve_statistic(statistic)
         if isinstance(reduction_factor, bool) or not isinstance(reduction_factor, int):
@@ -135,6 +170,19 @@ class RobustPruner(optuna.pruners.BasePruner):
             )
         if not isinstance(n_keep, int) or n_keep < 1:
             raise ValueError(f"n_keep must be an integer >= 1 but got {n_keep!r}.")
+        if max_trainings is not None:
+            if isinstance(max_trainings, bool) or not isinstance(max_trainings, int):
+                raise ValueError(
+                    f"max_trainings must be None or an integer >= 1 but got {max_trainings!r}."
+                )
+            if max_trainings < 1:
+                raise ValueError(f"max_trainings must be >= 1 but got {max_trainings}.")
+            if max_instances is not None or growth != "geometric":
+                raise ValueError(
+                    "max_trainings plans the instance counts itself: leave max_instances=None "
+                    f"and growth='geometric' (got max_instances={max_instances!r}, "
+                    f"growth={growth!r})."
+                )
         self.statistic = statistic
         self.reduction_factor = reduction_factor
         self.min_instances = min_instances
@@ -143,11 +191,17 @@ class RobustPruner(optuna.pruners.BasePruner):
         self.baseline = baseline
         self.baseline_tolerance = baseline_tolerance
         self.n_keep = n_keep
+        self.max_trainings = max_trainings
 
     def rung_instances(self, rung: int) -> int:
         """The number of instances a model has at ``rung`` (capped at ``max_instances``)."""
         if rung < 0:
             raise ValueError(f"rung must be >= 0 but got {rung}.")
+        if self.max_trainings is not None:
+            raise ValueError(
+                "A budget-planned RobustPruner (max_trainings set) has no fixed rungs: they "
+                "depend on the number of candidates, see planned_rungs(n_candidates)."
+            )
         if self.growth == "geometric":
             count = self.min_instances * self.reduction_factor**rung
         else:
@@ -166,6 +220,86 @@ class RobustPruner(optuna.pruners.BasePruner):
     def is_last_rung(self, rung: int) -> bool:
         """Whether no rung with more instances follows ``rung``."""
         return self.max_instances is not None and self.rung_instances(rung) >= self.max_instances
+
+    def check_budget(self, n_candidates: int) -> None:
+        """Refuse a ``max_trainings`` that cannot train ``min_instances`` of every candidate.
+
+        Raises:
+            ValueError: The budget is below ``n_candidates * min_instances``.
+        """
+        if (
+            self.max_trainings is not None
+            and self.max_trainings < n_candidates * self.min_instances
+        ):
+            raise ValueError(
+                f"max_trainings={self.max_trainings} cannot train min_instances="
+                f"{self.min_instances} of each of the {n_candidates} candidates "
+                f"({n_candidates * self.min_instances} trainings)."
+            )
+
+    def planned_increment(self, *, n_models: int, spent: int, first: bool) -> int:
+        """New instances per model in the next round of a budget-planned schedule.
+
+        Args:
+            n_models:
+                Models still in the race, each with the same number of instances.
+            spent:
+                Trainings the halving rounds have spent so far.
+            first:
+                Whether this is the first round (it trains at least ``min_instances``).
+        """
+        if self.max_trainings is None:
+            raise ValueError("planned_increment needs a RobustPruner with max_trainings set.")
+        rounds = 1 if first and self.baseline is not None else 0
+        alive = max(n_models, 1)
+        while alive > self.n_keep:
+            alive = max(alive // self.reduction_factor, self.n_keep)
+            rounds += 1
+        share = (self.max_trainings - spent) // (max(rounds, 1) * max(n_models, 1))
+        return max(share, self.min_instances) if first else max(share, 0)
+
+    def planned_rungs(self, n_candidates: int) -> list[PlannedRung]:
+        """The budget-planned schedule for ``n_candidates``, as the asynchronous path runs it.
+
+        It assumes every model trains and passes the baseline gate; a round that can afford no
+        new instance is merged into the rung before it (which then keeps fewer models).
+
+        Example:
+
+            .. code-block:: python
+
+                import optuna_robust
+
+                pruner = optuna_robust.RobustPruner(max_trainings=400)
+                rungs = pruner.planned_rungs(100)
+                print(rungs[0])  # PlannedRung(instances=1, models=100, survivors=50)
+                before = [0] + [r.instances for r in rungs]
+                spent = sum(r.models * (r.instances - b) for r, b in zip(rungs, before))
+                assert spent <= 400 and rungs[-1].survivors == 1
+
+        Raises:
+            ValueError: No budget is set, or it is below ``n_candidates * min_instances``.
+        """
+        if self.max_trainings is None:
+            raise ValueError("planned_rungs needs a RobustPruner with max_trainings set.")
+        self.check_budget(n_candidates)
+        rungs: list[PlannedRung] = []
+        alive, spent, count = n_candidates, 0, 0
+        while True:
+            first = not rungs
+            add = self.planned_increment(n_models=alive, spent=spent, first=first)
+            gate_round = first and self.baseline is not None
+            halved = min(max(alive // self.reduction_factor, self.n_keep), alive)
+            survivors = alive if gate_round else halved
+            if add == 0:
+                rungs[-1] = rungs[-1]._replace(survivors=survivors)
+            else:
+                count += add
+                spent += add * alive
+                rungs.append(PlannedRung(count, alive, survivors))
+            if survivors <= self.n_keep:
+                return rungs
+            alive = survivors
 
     def gate_limit(self, *, maximize: bool = False) -> float | None:
         """The worst rung-0 value the baseline gate lets through, or ``None`` without a gate.
@@ -220,26 +354,57 @@ class RobustPruner(optuna.pruners.BasePruner):
         step = trial.last_step
         if step is None:
             return False
-        rung = self.rung_of(step)
-        if rung is None or self.is_last_rung(rung):
-            return False
+        if self.max_trainings is None:
+            rung = self.rung_of(step)
+            if rung is None or self.is_last_rung(rung):
+                return False
+            keep, cohort, quota = 1, self.reduction_factor, None
+            if rung == 0 and self.baseline is not None:
+                keep = cohort = 1  # the paper's rung 0: the gate alone
+        else:
+            plan = self.planned_rungs(n_candidates(study))
+            rung = next((r for r, p in enumerate(plan) if p.instances == step), None)
+            if rung is None or rung == len(plan) - 1:
+                return False
+            keep, cohort, quota = plan[rung].survivors, plan[rung].models, plan[rung].survivors
         value = float(_badness(np.array([trial.intermediate_values[step]]), maximize)[0])
         gate = self.gate_limit(maximize=maximize)
         if rung == 0 and gate is not None:
-            return bool(value > _badness(np.array([gate]), maximize)[0])
+            if value > _badness(np.array([gate]), maximize)[0]:
+                return True
+            if keep == cohort:
+                return False
+            # A planned round that could afford no new instance halves the gate's passers.
+        storage = storage_of(study)
+        own_id = trial_id(study, trial)
         key = rung_key(rung)
         # The rung attr holds the "badness" (the value, negated when maximising): lower wins.
-        storage_of(study).set_trial_system_attr(trial_id(study, trial), key, value)
-        competing = [
-            t.system_attrs[key]
-            for t in study.get_trials(deepcopy=False)
-            if key in t.system_attrs and t.number != trial.number
-        ]
-        competing.append(value)
-        competing.sort()
-        # Like Optuna's ASHA: the first eta - 1 trials at a rung go on when they are the best.
-        promotable_index = max(len(competing) // self.reduction_factor - 1, 0)
-        return bool(value > competing[promotable_index])
+        storage.set_trial_system_attr(own_id, key, value)
+        others = [t for t in study.get_trials(deepcopy=False) if t.number != trial.number]
+        competing = sorted(
+            [t.system_attrs[key] for t in others if key in t.system_attrs] + [value]
+        )
+        # Like Optuna's ASHA: the first trials at a rung go on when they are the best so far.
+        promotable_index = max(len(competing) * keep // cohort - 1, 0)
+        if value > competing[promotable_index]:
+            return True
+        if quota is not None:
+            # The plan's quota: trials promoted early cannot spend what later rungs need.
+            if sum(promoted_key(rung) in t.system_attrs for t in others) >= quota:
+                return True
+            storage.set_trial_system_attr(own_id, promoted_key(rung), True)
+        return False
+
+
+def n_candidates(study: Study) -> int:
+    """The number of candidates of the study's RobustSampler (a budget-planned pruner's N)."""
+    if not isinstance(study.sampler, RobustSampler):
+        raise ValueError(
+            "A budget-planned RobustPruner (max_trainings set) plans from the number of "
+            f"candidates, so it needs a RobustSampler, but study {study.study_name!r} uses "
+            f"{type(study.sampler).__name__}."
+        )
+    return len(study.sampler.candidates)
 
 
 def check_single_objective(study: Study) -> bool:

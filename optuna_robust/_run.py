@@ -46,6 +46,7 @@ def run_fingerprint(
         "baseline": pruner.baseline,
         "baseline_tolerance": pruner.baseline_tolerance,
         "n_keep": pruner.n_keep,
+        "max_trainings": pruner.max_trainings,
         "seed": seed,
         "pairing": pairing,
         "final_instances": final,

@@ -92,7 +92,9 @@ def select(
     ``r`` trains each surviving model up to the ``r``-th rung of the study's
     :class:`~optuna_robust.RobustPruner` (1, 2, 4, ... instances); once the whole cohort has
     reached the rung, the pruner drops the worse models (the baseline gate at rung 0, the worse
-    half after). Rounds go on until ``n_keep`` models remain; then ``final_instances`` fresh
+    half after). With ``RobustPruner(max_trainings=...)`` the rounds instead split that budget
+    (budget-planned halving: each round gives every model left an equal part of what remains).
+    Rounds go on until ``n_keep`` models remain; then ``final_instances`` fresh
     instances of each winner measure its robustness, and the winners complete with that
     statistic as their value. Every instance is stored as soon as it is trained, so rerunning
     ``select`` on an interrupted study continues where it stopped and trains nothing twice.
@@ -183,6 +185,7 @@ def select(
         raise ValueError(f"retries must be an integer >= 0 but got {retries!r}.")
     check_pairing(pairing)
     check_executor(executor, train_fn, timeout)
+    pruner.check_budget(len(sampler.candidates))
     study_seed = resolve_seed(study, seed)
     with driver_lease(study) as lease:
         fingerprint = run_fingerprint(
@@ -248,8 +251,15 @@ class _Selection:
         rows = []
         cumulative = 0
         previous_count = 0
+        planned = self.pruner.max_trainings is not None
         for rung in range(10_000):
-            count = self.pruner.rung_instances(rung)
+            if planned:
+                # Budget-planned halving: plan the round from the models left and the spend.
+                count = previous_count + self.pruner.planned_increment(
+                    n_models=len(alive), spent=cumulative, first=rung == 0
+                )
+            else:
+                count = self.pruner.rung_instances(rung)
             self._train(alive, "selection", count, desc=f"round {rung}")
             trained = sum(max(0, min(len(m.losses), count) - previous_count) for m in alive)
             # A model whose train_fn raised before this rung drops out here; on a rerun it

@@ -3,8 +3,8 @@
 Synthetic candidate sets whose true robustness (the mean of a model's loss distribution) is known
 exactly, an instant ``train_fn``, and every selection method side by side at the same budgets:
 the paper's successive halving through ``optuna_robust.select``, the asynchronous path, Optuna's
-pruners with instances as steps, SMAC3's intensifier, uniform allocation and a budget-planned
-racing prototype. Run with::
+pruners with instances as steps, SMAC3's intensifier, uniform allocation, and the core's
+budget-planned halving (``RobustPruner(max_trainings=...)``) in both paths. Run with::
 
     .venv/bin/python studies/run.py selection_efficiency --scale cpu   # or smoke, long
 """
@@ -172,10 +172,9 @@ def sha_select(oracle: Oracle, min_instances: int, max_instances: int, pairing: 
     return result.winners[0].params["model"]
 
 
-def asynchronous(oracle: Oracle, min_instances: int, max_instances: int) -> int:
-    """``study.optimize`` with RobustSampler + RobustPruner + evaluate_instances (ASHA)."""
+def asynchronous(oracle: Oracle, pruner: optuna_robust.RobustPruner) -> int:
+    """``study.optimize`` with RobustSampler + ``pruner`` + evaluate_instances (ASHA)."""
     sampler = optuna_robust.RobustSampler(candidates=models(oracle.n_models), seed=oracle.seed)
-    pruner = optuna_robust.RobustPruner(min_instances=min_instances, max_instances=max_instances)
     study = optuna.create_study(sampler=sampler, pruner=pruner)
 
     def objective(trial: optuna.Trial) -> float:
@@ -274,27 +273,32 @@ def uniform(oracle: Oracle, instances: int) -> int:
     return int(np.argmin(means))
 
 
-def planned_halving(oracle: Oracle, share: float) -> int:
-    """The prototype: sequential halving planned for a budget of ``share`` x N x 50 trainings.
+def budget_trainings(oracle: Oracle, share: float) -> int:
+    """A budget of ``share`` x N x 50 trainings (the exhaustive search's share)."""
+    return math.floor(share * oracle.n_models * EXHAUSTIVE_INSTANCES)
 
-    ceil(log2 N) rounds; round r gives every survivor floor(left / ((rounds - r) x survivors))
-    new instances (at least one each in round 0), so every round spends an equal part of what
-    is left, then keeps the better half by the mean over all its instances (CRN: pairing data).
-    """
-    n_models = oracle.n_models
-    budget = share * n_models * EXHAUSTIVE_INSTANCES
-    rounds = math.ceil(math.log2(n_models))
-    alive = np.arange(n_models)
-    losses = [np.empty(0) for _ in range(n_models)]
-    for r in range(rounds):
-        left = budget - oracle.trainings
-        add = max(int(left // ((rounds - r) * alive.size)), 1 if r == 0 else 0)
-        for m in alive:
-            have = losses[m].size
-            losses[m] = np.append(losses[m], oracle.losses(int(m), range(have, have + add)))
-        means = np.array([np.mean(losses[m]) for m in alive])
-        alive = alive[np.argsort(means, kind="stable")[: max(alive.size // 2, 1)]]
-    return int(alive[0])
+
+def planned_select(oracle: Oracle, share: float) -> int:
+    """Budget-planned halving in the core: ``select`` with ``RobustPruner(max_trainings=...)``."""
+    study = optuna.create_study(
+        sampler=optuna_robust.RobustSampler(candidates=models(oracle.n_models), seed=oracle.seed),
+        pruner=optuna_robust.RobustPruner(max_trainings=budget_trainings(oracle, share)),
+    )
+    result = optuna_robust.select(
+        study, oracle.train, final_instances=0, pairing="data", seed=oracle.seed
+    )
+    return result.winners[0].params["model"]
+
+
+def planned_async(oracle: Oracle, share: float) -> int:
+    """Budget-planned halving in ``study.optimize`` (one worker): the plan's rungs and quotas."""
+    return asynchronous(
+        oracle, optuna_robust.RobustPruner(max_trainings=budget_trainings(oracle, share))
+    )
+
+
+PLANNED = "select, budget-planned"
+PLANNED_ASYNC = "async RobustPruner, budget-planned"
 
 
 class Method(NamedTuple):
@@ -314,7 +318,13 @@ METHODS = {
     "sha_data": Method(
         "select SHA, pairing data", lambda o, s: sha_select(o, s[0], s[1], "data"), _caps
     ),
-    "async": Method("async RobustPruner", lambda o, s: asynchronous(o, s[0], s[1]), _caps),
+    "async": Method(
+        "async RobustPruner",
+        lambda o, s: asynchronous(
+            o, optuna_robust.RobustPruner(min_instances=s[0], max_instances=s[1])
+        ),
+        _caps,
+    ),
     "optuna_sha": Method(
         "Optuna SuccessiveHalvingPruner",
         lambda o, s: optuna_pruner(o, optuna.pruners.SuccessiveHalvingPruner(min_resource=1), s),
@@ -332,7 +342,8 @@ METHODS = {
     ),
     "smac": Method("SMAC3 intensifier", smac_intensifier, lambda s: f"max_config_calls {s}"),
     "uniform": Method("uniform", uniform, lambda s: f"{s} each"),
-    "planned": Method("planned halving (prototype)", planned_halving, lambda s: f"plan {s:.0%}"),
+    "planned": Method(PLANNED, planned_select, lambda s: f"max_trainings {s:.0%}"),
+    "planned_async": Method(PLANNED_ASYNC, planned_async, lambda s: f"max_trainings {s:.0%}"),
 }
 
 
@@ -345,7 +356,7 @@ def benchmark(config: dict[str, Any]) -> pd.DataFrame:
 
     Every method runs on the first ``repetitions`` seeds of each (N, family, rho); the
     ``FAST_METHODS`` also on ``fast_repetitions`` more (tier "fast"), for a sharper
-    select-versus-prototype comparison.
+    select-SHA-versus-budget-planned comparison.
     """
     import importlib.util
 
@@ -466,7 +477,7 @@ def figure(runs: pd.DataFrame, budgets: Sequence[float], path: Path) -> None:
         table = summary(subset)
         for method, group in table.groupby("method", sort=False):
             group = group[group["used"] <= 0.4].sort_values("used")
-            style = "-o" if method.startswith(("select", "planned")) else "--."
+            style = "-o" if method.startswith("select") else "--."
             ax.plot(100 * group["used"], group[value], style, label=method)
         for budget in budgets:
             ax.axvline(100 * budget, color="grey", lw=0.5, ls=":")
@@ -499,23 +510,23 @@ def _wilson(p: float, n: int) -> tuple[float, float]:
 
 
 def head_to_head(runs: pd.DataFrame, budgets: Sequence[float]) -> pd.DataFrame:
-    """select SHA against the prototype on every candidate set both ran on (both tiers).
+    """select SHA against budget-planned select on every candidate set both ran on (both tiers).
 
     Per budget: each one's P(best) with its 95 % interval, and on the same sets, how often
-    only the prototype found the best and how often only select SHA (the better pairing) did.
+    only the planned one found the best and how often only select SHA (the better pairing) did.
     """
     keys = ["models", "family", "rho", "seed"]
     table = summary(runs)
     rows = []
     for budget in budgets:
-        proto = _at_budget(table, "planned halving (prototype)", budget)
+        proto = _at_budget(table, PLANNED, budget)
         shas = [_at_budget(table, f"select SHA, pairing {p}", budget) for p in ("none", "data")]
         shas = [s for s in shas if s is not None]
         if proto is None or not shas:
             continue
         sha = max(shas, key=lambda s: s["p_best"])
         row: dict[str, Any] = {"budget": f"{budget:.0%}"}
-        for name, chosen in (("prototype", proto), ("select SHA", sha)):
+        for name, chosen in (("budget-planned", proto), ("select SHA", sha)):
             lo, hi = _wilson(chosen["p_best"], int(chosen["runs"]))
             row[name] = f"{chosen['p_best']:.2f} [{lo:.2f}, {hi:.2f}] at {chosen['used']:.1%}"
         row["select SHA setting"] = f"{sha['method'].split(', ')[1]}, {sha['setting']}"
@@ -525,7 +536,7 @@ def head_to_head(runs: pd.DataFrame, budgets: Sequence[float]) -> pd.DataFrame:
         ]
         both = picks[0].merge(picks[1], on=keys, suffixes=("_proto", "_sha"))
         row["sets"] = len(both)
-        row["only prototype right"] = int((both["best_proto"] & ~both["best_sha"]).sum())
+        row["only planned right"] = int((both["best_proto"] & ~both["best_sha"]).sum())
         row["only select right"] = int((~both["best_proto"] & both["best_sha"]).sum())
         rows.append(row)
     return pd.DataFrame(rows)
@@ -598,20 +609,20 @@ def probe_table(table: pd.DataFrame, by_family: pd.DataFrame) -> pd.DataFrame:
 
 
 def proposal_text(runs: pd.DataFrame, every: pd.DataFrame, budgets: Sequence[float]) -> str:
-    """The proposed method's rule, and how its prototype did against SHA and the best peer.
+    """The method's rule, and how it did against SHA and the best peer.
 
     Against select SHA: on every set both ran on (both tiers). Against each other method: on
-    the sets that method ran on (SMAC3 ran on fewer), the prototype measured on the same sets.
+    the sets that method ran on (SMAC3 ran on fewer), the planned one measured on the same sets.
     """
     keys = ["models", "family", "rho", "seed"]
-    proto_name = "planned halving (prototype)"
+    proto_name = PLANNED
     versus_sha = head_to_head(every, budgets).set_index("budget")
     rows, beats = [], []
     for budget in budgets:
         label = f"{budget:.0%}"
         best: tuple[float, str, float] = (-1.0, "-", math.nan)
         for method in runs["method"].unique():
-            if method.startswith(("select", "planned")):
+            if method.startswith("select") or method == PLANNED_ASYNC:
                 continue
             sets = runs.loc[runs["method"] == method, keys].drop_duplicates()
             table = summary(runs.merge(sets, on=keys))
@@ -621,39 +632,45 @@ def proposal_text(runs: pd.DataFrame, every: pd.DataFrame, budgets: Sequence[flo
         if label not in versus_sha.index:
             continue
         sha = float(versus_sha.loc[label, "select SHA"].split()[0])
-        proto_all = float(versus_sha.loc[label, "prototype"].split()[0])
+        proto_all = float(versus_sha.loc[label, "budget-planned"].split()[0])
         rows.append(
             {
                 "budget": label,
-                "prototype": versus_sha.loc[label, "prototype"],
+                "budget-planned": versus_sha.loc[label, "budget-planned"],
                 "select SHA": versus_sha.loc[label, "select SHA"],
                 "best other method (same sets)": best[1],
                 "its P(best)": f"{best[0]:.2f}",
-                "prototype on its sets": f"{best[2]:.2f}",
+                "budget-planned on its sets": f"{best[2]:.2f}",
             }
         )
-        beats.append(proto_all > sha and best[2] > best[0])
+        beats.append(proto_all >= sha and best[2] >= best[0])
     verdict = (
-        "On point estimates the prototype beats select SHA and the best other method at every "
-        "budget in this run (mind the intervals)."
+        "On point estimates budget-planned select is at least as accurate as select SHA and "
+        "the best other method at every budget in this run (mind the intervals)."
         if beats and all(beats)
-        else "The prototype does **not** beat both at every budget in this run: at "
+        else "Budget-planned select is **not** at least as accurate as both at every budget in "
+        "this run: at "
         + ", ".join(r["budget"] for r, ok in zip(rows, beats) if not ok)
-        + " it ties or loses on point estimates (mind the intervals)."
+        + " it loses on point estimates (mind the intervals)."
     )
+    planned = summary(runs[runs["method"].isin([PLANNED, PLANNED_ASYNC])])
+    planned = planned[["method", "setting", "runs", "used", "p_best", "ms_per_run"]]
     from studies._common import markdown
 
-    return f"""**Rule** (`planned_halving` in `study.py`, the prototype measured here). The user
-gives `max_trainings` B (or a share of N x 50). With N candidates and eta = 2, plan
-R = ceil(log2 N) rounds. Round r (survivors S_r, trainings so far T) gives every survivor
-a_r = floor((B - T) / ((R - r) x S_r)) new instances (at least 1 each in round 0), then keeps
-the best floor(S_r / 2) by the statistic over all their instances (pairing data: every
-survivor has the same instance indices, so the comparison is on common data samples). After R
-rounds one model is left. Every round thus spends an equal share of what is left (Karnin,
-Koren and Somekh 2013, sequential halving), the budget is used up to rounding, and with
-B = N (1 + (R - 1) / 2) the schedule is the paper's SHA from one instance. It differs from
-`RobustPruner(max_instances=...)` where it matters: a cap stops halving with many models left
-and few instances each; the plan keeps halving to one model and fits the *counts* to B.
+    return f"""**Rule** (`RobustPruner(max_trainings=B)` in `optuna_robust/_pruner.py`; measured
+here through `select` and through `study.optimize`). With N candidates and eta = 2, the
+halving runs R = ceil(log2 N) rounds. Round r (survivors S_r, trainings so far T) gives every
+survivor a_r = floor((B - T) / ((R - r) x S_r)) new instances (at least `min_instances` in
+round 0), then keeps the best floor(S_r / 2) by the statistic over all their instances (here
+pairing data: every survivor has the same instance indices, so the comparison is on common
+data samples). After R rounds one model is left. Every round thus spends an equal share of
+what is left (Karnin, Koren and Somekh 2013, sequential halving), the budget is used up to
+rounding, and with B = N (1 + (R - 1) / 2) the schedule is the paper's SHA from one instance.
+It differs from `RobustPruner(max_instances=...)` where it matters: a cap stops halving with
+many models left and few instances each; the plan keeps halving to one model and fits the
+*counts* to B. `select` plans each round from the models actually left (failed or gated ones
+leave their share to the others); `study.optimize` plans once from N and promotes at most
+the planned number of trials past each rung (ASHA order, plus that quota).
 
 **Measured** (P(best); each method's setting that spends the most within 1.1 x the budget;
 against select SHA on every set both ran on, with 95 % intervals; against the other methods on
@@ -663,10 +680,19 @@ the sets each ran on):
 
 {verdict}
 
+Both paths, every budget (pooled over the sets every method ran on; `used` is the share of
+N x 50 really trained, `ms_per_run` the wall time of one whole selection, bookkeeping
+included, since the train function is instant):
+
+{markdown(planned)}
+
 By construction the plan *is* select's schedule at select's natural budgets (N (1 + (R - 1)
 / 2) trainings: 8 % of exhaustive at N = 128, 10 % at N = 512; twice that from two
 instances), so there it can only tie; it gains where `min_instances` and `max_instances`
-cannot land on the budget (below 8 %, and between the natural points).
+cannot land on the budget (below 8 %, and between the natural points). The asynchronous path
+cannot wait for a rung's whole cohort: a trial is promoted against the trials that reached
+the rung before it, and once the quota is used a later, better trial is pruned, so at equal
+budget it is less accurate than `select`; it never spends more than B with one worker.
 
 **Tried and dropped** (a scratch harness on 200-240 candidate sets at N = 128, not committed):
 eliminating, on top of halving, the models that a paired z-test on the common instances
@@ -675,17 +701,7 @@ on trap and diverging (the leader is often a lucky erratic or not-yet-diverged m
 budget unspent; putting half the budget into round 0 lowered it at 8 and 12 %; racing each
 candidate against an incumbent (SMAC3's rule, without SMAC3's bookkeeping) was below the plan
 at equal budget; ranking by mean + std / sqrt(n) (a pessimistic index, possible today as a
-callable `statistic`) helped the trap family and hurt easy, a trade-off rather than a win.
-
-**Moving it into the core.** `RobustPruner(max_trainings=None | int, budget_share=None)`:
-when set, `rung_instances(r)` comes from the plan, which needs N (the sampler's candidate
-count; `select` knows it, `evaluate_instances` can read it from the RobustSampler) and is
-deterministic, so every worker computes the same rungs. `select`: unchanged loop, the rungs
-are the planned counts and `survivors` halves as today. Asynchronous: ASHA promotion as today
-plus a quota: at most floor(N / 2^(r+1)) trials may be promoted past rung r, so early trials
-cannot overspend the plan; the remainder of B after the last round goes to the winner's
-`final_instances`. `SelectionBudget.exhaustive` should then be N x 50 (or N x
-`final_instances`) independent of the winner's count."""
+callable `statistic`) helped the trap family and hurt easy, a trade-off rather than a win."""
 
 
 def run(config: dict[str, Any], out: Path) -> str:
@@ -762,7 +778,7 @@ is `make_instances({{"model": m}}, k, seed=seed, pairing=...)`, the seeds `selec
 * **At a budget b**: each method's setting that spent the most while staying within 1.1 x b
   (pooled mean); "-" when none fits. The share it really used is in brackets.
 * **Pick**: SHA/select: the winner; asynchronous and Optuna pruners: the best COMPLETE trial
-  (value: the mean over its instances); SMAC3: its incumbent; uniform and prototype: the best mean.
+  (value: the mean over its instances); SMAC3: its incumbent; uniform: the best mean.
 
 ## P(best) at each budget, pooled (in brackets: the budget really used)
 
@@ -775,7 +791,7 @@ Best at each budget (P(best); the 95 % margin of a pooled P near 0.7 is about
 
 ![P(best) against budget](p_best.png)
 
-## select SHA against the prototype, on more candidate sets
+## select SHA against budget-planned select, on more candidate sets
 
 Both tiers: {every.groupby(["models", "family", "rho", "seed"]).ngroups} candidate sets. In
 brackets the 95 % (Wilson) interval; the last two columns count, on the same sets, where only
@@ -809,7 +825,7 @@ The probe's numbers come from the issue (a different generator); here, the same 
 
 {markdown(probe)}
 
-## Proposal: a budget-planned halving that takes `max_trainings`
+## The new method: budget-planned halving, `RobustPruner(max_trainings=...)`
 
 {proposal}
 
