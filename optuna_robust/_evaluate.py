@@ -14,8 +14,8 @@ from optuna_robust._optuna_compat import study_id
 from optuna_robust._optuna_compat import trial_id
 from optuna_robust._optuna_compat import write_trial
 from optuna_robust._pruner import RobustPruner
+from optuna_robust._pruner import check_asynchronous
 from optuna_robust._pruner import check_single_objective
-from optuna_robust._pruner import n_candidates
 from optuna_robust._records import check_pairing
 from optuna_robust._records import make_instances
 from optuna_robust._records import make_records
@@ -81,9 +81,7 @@ def evaluate_instances(
             mapping with ``"loss"`` and extras such as ``"epochs"`` and ``"seconds"``. NaN or
             infinite losses count as the worst.
         max_instances:
-            Instances at which the trial completes. Defaults to the pruner's ``max_instances``;
-            with a budget-planned pruner (``max_trainings``), the plan's last rung, and it must
-            be left ``None``.
+            Instances at which the trial completes. Defaults to the pruner's ``max_instances``.
         pairing:
             ``"data"``: instance ``k`` of every model trains on the same bootstrap sample
             (common random numbers, sharper comparisons). ``"none"``: independent samples, as
@@ -97,7 +95,8 @@ def evaluate_instances(
 
     Raises:
         optuna.TrialPruned: The pruner dropped the model.
-        ValueError: The study has no RobustPruner, no ``max_instances`` is known, an argument is
+        ValueError: The study has no RobustPruner, its pruner is budget-planned (that runs in
+            :func:`~optuna_robust.select` only), no ``max_instances`` is known, an argument is
             out of range, or ``train_fn`` returned the wrong number of results.
     """
     study = trial.study
@@ -107,7 +106,7 @@ def evaluate_instances(
             f"evaluate_instances needs a study with a RobustPruner, but study "
             f"{study.study_name!r} has {type(pruner).__name__}."
         )
-    targets = _targets(pruner, study, max_instances)
+    targets = _targets(pruner, max_instances)
     maximize = check_single_objective(study)
     check_direction(pruner.statistic, maximize)
     check_pairing(pairing)
@@ -145,15 +144,9 @@ def evaluate_instances(
     raise AssertionError("unreachable: the last target returns")
 
 
-def _targets(pruner: RobustPruner, study: optuna.Study, max_instances: int | None) -> list[int]:
+def _targets(pruner: RobustPruner, max_instances: int | None) -> list[int]:
     """The instance counts at which a trial reports, up to the one at which it completes."""
-    if pruner.max_trainings is not None:
-        if max_instances is not None:
-            raise ValueError(
-                "A budget-planned RobustPruner (max_trainings set) plans where trials complete: "
-                f"leave max_instances=None (got {max_instances!r})."
-            )
-        return [rung.instances for rung in pruner.planned_rungs(n_candidates(study))]
+    check_asynchronous(pruner)
     cap = pruner.max_instances if max_instances is None else max_instances
     if cap is None:
         raise ValueError(

@@ -52,11 +52,6 @@ def rung_key(rung: int) -> str:
     return f"{_PREFIX}rung_{rung}"
 
 
-def promoted_key(rung: int) -> str:
-    """The trial system attr set when a budget-planned pruner promotes a trial past ``rung``."""
-    return f"{_PREFIX}promoted_{rung}"
-
-
 def record_key(phase: Phase, index: int) -> str:
     """The user-attribute key of instance ``index`` of ``phase``; sorts by index."""
     return f"{_PREFIX}{phase}:{index:06d}"

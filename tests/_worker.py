@@ -19,17 +19,13 @@ def storage_from(url: str) -> optuna.storages.BaseStorage | str:
     return url
 
 
-def main(url: str, study_name: str, max_trainings: int | None = None) -> None:
+def main(url: str, study_name: str) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if max_trainings is None:
-        pruner = optuna_robust.RobustPruner(max_instances=4)
-    else:
-        pruner = optuna_robust.RobustPruner(max_trainings=max_trainings)
     study = optuna.load_study(
         study_name=study_name,
         storage=storage_from(url),
         sampler=optuna_robust.RobustSampler(SPACE, seed=0),
-        pruner=pruner,
+        pruner=optuna_robust.RobustPruner(max_instances=4),
     )
 
     def objective(trial: optuna.Trial) -> float:
@@ -45,4 +41,4 @@ def main(url: str, study_name: str, max_trainings: int | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], *(int(arg) for arg in sys.argv[3:]))
+    main(sys.argv[1], sys.argv[2])

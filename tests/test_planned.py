@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-import subprocess
-import sys
 from typing import Any
 
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 import optuna
-from optuna.trial import TrialState
 import pytest
 
 import optuna_robust
 from optuna_robust import Instance
 from optuna_robust import RobustPruner
 from optuna_robust import RobustSampler
-from optuna_robust._records import records
-from tests._worker import storage_from
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class _Counting:
@@ -236,54 +228,29 @@ def test_a_rerun_with_another_budget_is_refused() -> None:
 # -- study.optimize ----------------------------------------------------------------------------
 
 
-def _objective(study: optuna.Study, counts: list[int]) -> Any:
-    def objective(trial: optuna.Trial) -> float:
-        params = study.sampler.suggest(trial)  # type: ignore[attr-defined]
-
-        def train_fn(instances: list[Instance]) -> list[float]:
-            counts.append(len(instances))
-            return [params["x"] + 0.05 * ((i.init_seed % 101) / 100 - 0.5) for i in instances]
-
-        return optuna_robust.evaluate_instances(trial, train_fn)
-
-    return objective
-
-
-@pytest.mark.parametrize("budget", [64, 150, 400])
-def test_optimize_with_a_budget_spends_at_most_it_and_completes_at_the_last_rung(
-    budget: int,
-) -> None:
-    study = _study(64, max_trainings=budget)
-    counts: list[int] = []
-    study.optimize(_objective(study, counts))
-    rungs = study.pruner.planned_rungs(64)  # type: ignore[attr-defined]
-    assert sum(counts) <= _spent(rungs) <= budget
-    stored = sum(len(records(t)) for t in study.trials)
-    assert stored == sum(counts)
-    complete = study.get_trials(states=(TrialState.COMPLETE,))
-    assert complete and all(len(records(t)) == rungs[-1].instances for t in complete)
-    assert len(complete) <= rungs[-2].survivors if len(rungs) > 1 else True
-    for rung, planned in enumerate(rungs[1:]):
-        reached = [t for t in study.trials if rungs[rung + 1].instances in t.intermediate_values]
-        assert len(reached) <= planned.models
-
-
-def test_optimize_refuses_an_explicit_cap_and_a_sampler_without_candidates() -> None:
+def test_study_optimize_refuses_a_budget_planned_pruner_and_says_why() -> None:
     study = _study(8, max_trainings=40)
-    with pytest.raises(ValueError, match="leave max_instances=None"):
-        study.optimize(
-            lambda t: optuna_robust.evaluate_instances(
-                t, lambda i: [1.0] * len(i), max_instances=4
-            )
+    trained: list[int] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_categorical("x", list(range(8)))
+        return optuna_robust.evaluate_instances(
+            trial, lambda instances: trained.extend(i.index for i in instances) or [x]
         )
-    other = optuna.create_study(pruner=RobustPruner(max_trainings=40))
-    with pytest.raises(ValueError, match="needs a RobustSampler"):
-        other.optimize(
-            lambda t: optuna_robust.evaluate_instances(
-                t, lambda i: [t.suggest_float("x", 0, 1)] * len(i)
-            ),
-            n_trials=1,
-        )
+
+    with pytest.raises(ValueError, match=r"runs in optuna_robust.select only.*first trials"):
+        study.optimize(objective, n_trials=1)
+    assert trained == []
+    # A hand-made objective that reports and asks the pruner is refused too.
+    other = _study(8, max_trainings=40)
+
+    def reports(trial: optuna.Trial) -> float:
+        trial.report(1.0, 1)
+        trial.should_prune()
+        return 1.0
+
+    with pytest.raises(ValueError, match="runs in optuna_robust.select only"):
+        other.optimize(reports, n_trials=1)
 
 
 @pytest.mark.timeout(30)
@@ -295,38 +262,3 @@ def test_an_explicit_cap_above_the_pruners_is_refused_not_a_hang() -> None:
                 t, lambda i: [t.suggest_categorical("x", [0, 1])] * len(i), max_instances=8
             )
         )
-
-
-def _workers(url: str, name: str, budget: int, n_workers: int) -> optuna.Study:
-    optuna.create_study(study_name=name, storage=storage_from(url))
-    command = [sys.executable, "-m", "tests._worker", url, name, str(budget)]
-    workers = [subprocess.Popen(command, cwd=ROOT) for _ in range(n_workers)]
-    for worker in workers:
-        assert worker.wait(timeout=240) == 0
-    return optuna.load_study(study_name=name, storage=storage_from(url))
-
-
-def _check_workers_budget(study: optuna.Study, budget: int, n_workers: int) -> None:
-    pruner = RobustPruner(max_trainings=budget)
-    rungs = pruner.planned_rungs(30)
-    stored = sum(len(records(t)) for t in study.trials)
-    # Promotions decided at the same moment by different workers may pass a quota, each by
-    # at most one trial per other worker and rung.
-    slack = (n_workers - 1) * sum(b.instances - a.instances for a, b in zip(rungs, rungs[1:]))
-    assert stored <= _spent(rungs) + slack
-    complete = study.get_trials(states=(TrialState.COMPLETE,))
-    assert complete and all(len(records(t)) == rungs[-1].instances for t in complete)
-    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
-
-
-def test_three_workers_keep_the_plan_journal_storage(tmp_path: Path, study_name: str) -> None:
-    url = f"journal:{tmp_path / 'journal.log'}"
-    _check_workers_budget(_workers(url, study_name, 120, 3), 120, 3)
-
-
-@pytest.mark.postgres
-def test_three_workers_keep_the_plan_postgres(postgres_url: str, study_name: str) -> None:
-    try:
-        _check_workers_budget(_workers(postgres_url, study_name, 120, 3), 120, 3)
-    finally:
-        optuna.delete_study(study_name=study_name, storage=postgres_url)

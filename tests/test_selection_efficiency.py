@@ -77,11 +77,7 @@ def test_smoke_benchmark_finds_the_easy_best_and_the_trap_fools_one_instance(
     assert set(sha_runs["trainings"]) == {64 * (1 + 5 / 2)}
     assert set(runs.loc[runs["setting"] == "1 each", "trainings"]) == {64}
     assert runs["regret"].between(0, 1).all()
-    # Budget-planned halving, in both paths, never trains more than the budget it was given.
-    planned = runs[runs["method"].str.endswith("budget-planned")]
-    assert set(planned["method"]) == {
-        "select, budget-planned",
-        "async RobustPruner, budget-planned",
-    }
+    # Budget-planned select never trains more than the budget it was given.
+    planned = runs[runs["method"] == "select, budget-planned"]
     share = planned["setting"].str.removeprefix("max_trainings ").str.rstrip("%").astype(float)
-    assert (planned["trainings"] <= np.floor(share / 100 * 64 * 50)).all()
+    assert len(planned) and (planned["trainings"] <= np.floor(share / 100 * 64 * 50)).all()
