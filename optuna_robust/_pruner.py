@@ -48,13 +48,13 @@ class RobustPruner(optuna.pruners.BasePruner):
     there is no baseline) the worse ``1 - 1/reduction_factor`` share is dropped.
 
     With ``max_trainings`` set, :func:`~optuna_robust.select` lets the pruner plan the instance
-    counts instead (*budget-planned halving*, sequential halving after Karnin, Koren and Somekh, 2013): with
-    ``S`` models still in the race, ``T`` trainings spent and ``R`` rounds left until ``n_keep``
-    remain, the next round gives every model ``floor((max_trainings - T) / (R * S))`` new
-    instances (at least ``min_instances`` in the first round), then drops the worse share as
-    above. Every round spends an equal part of what is left, so the halving always runs down
-    to ``n_keep`` models and the budget is spent up to rounding; a round that can afford no new
-    instance halves on the instances already trained. The paper's schedule is the default.
+    counts instead (*budget-planned halving*, sequential halving after Karnin, Koren and Somekh,
+    2013): with ``S`` models still in the race, ``T`` trainings spent and ``R`` rounds left
+    until ``n_keep`` remain, the next round gives every model ``floor((max_trainings - T) / (R *
+    S))`` new instances (at least ``min_instances`` in the first round), then drops the worse
+    share as above. Every round spends an equal part of what is left, so the halving always runs
+    down to ``n_keep`` models and the budget is spent up to rounding; a round that can afford no
+    new instance halves on the instances already trained. The paper's schedule is the default.
 
     Used inside :func:`optuna_robust.select`, the decision at a rung is taken once the whole
     cohort has reached it, as in the paper. Used in a plain :meth:`optuna.study.Study.optimize`
