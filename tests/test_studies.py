@@ -326,3 +326,16 @@ def test_studies_run_as_a_module_from_the_repository_root() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "--scale {smoke,cpu,long,paper}" in result.stdout
+
+
+def test_baselines_spread_rows_show_the_intervals_their_verdicts_use(
+    smoke_run: Callable[[str], SmokeRun],
+) -> None:
+    # The verdict compares spreads by Brown-Forsythe; a row that showed only the std could
+    # contradict its own verdict (position A at 8,000: std 0.089 vs 0.101, "direction only").
+    run = smoke_run("baselines")
+    findings = run.tables()[-1]
+    spread = [row for row in findings if "spreads more" in row["finding"]]
+    assert spread
+    for row in spread:
+        assert row["here"].count("spread difference [") == len(run.config["sizes"]), row
