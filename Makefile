@@ -15,7 +15,7 @@ CORE_TESTS := tests/test_select.py tests/test_sampler.py tests/test_evaluate.py 
 	tests/test_pruner.py tests/test_stats.py tests/test_records.py tests/test_report.py \
 	tests/test_optuna_compat.py tests/test_package_structure.py tests/test_direction.py \
 	tests/test_groups.py tests/test_resume_and_failures.py tests/test_properties.py \
-	tests/test_workers.py tests/test_planned.py
+	tests/test_workers.py tests/test_planned.py tests/test_planned_optimize.py
 
 .PHONY: demo test test-oldest-optuna lint typecheck clean
 

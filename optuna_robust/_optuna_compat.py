@@ -71,6 +71,19 @@ def stop_optimize(study: Study) -> None:
         pass
 
 
+def record_heartbeat(study: Study, trial_id: int) -> None:
+    """Record a heartbeat for a trial that has not reached its objective yet, if enabled.
+
+    Optuna beats only while the objective runs, so a worker that dies inside ``study.ask`` (in a
+    sampler's ``before_trial``) would leave a RUNNING trial that no heartbeat ever fails. Public
+    API of the heartbeat storages (``RDBStorage.record_heartbeat``); others have none.
+    """
+    storage = storage_of(study)
+    interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
+    if interval is not None:
+        storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+
+
 def write_trial(
     storage: BaseStorage,
     trial_id: int,

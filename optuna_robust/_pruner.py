@@ -47,19 +47,22 @@ class RobustPruner(optuna.pruners.BasePruner):
     loss exceeds ``baseline * (1 + baseline_tolerance)``; at every other rung (and at rung 0 when
     there is no baseline) the worse ``1 - 1/reduction_factor`` share is dropped.
 
-    With ``max_trainings`` set, :func:`~optuna_robust.select` lets the pruner plan the instance
-    counts instead (*budget-planned halving*, sequential halving after Karnin, Koren and Somekh,
-    2013): with ``S`` models still in the race, ``T`` trainings spent and ``R`` rounds left
-    until ``n_keep`` remain, the next round gives every model ``floor((max_trainings - T) / (R *
-    S))`` new instances (at least ``min_instances`` in the first round), then drops the worse
-    share as above. Every round spends an equal part of what is left, so the halving always runs
-    down to ``n_keep`` models and the budget is spent up to rounding; a round that can afford no
-    new instance halves on the instances already trained. The paper's schedule is the default.
+    With ``max_trainings`` set, the pruner plans the instance counts instead (*budget-planned
+    halving*, sequential halving after Karnin, Koren and Somekh, 2013): with ``S`` models still
+    in the race, ``T`` trainings spent and ``R`` rounds left until ``n_keep`` remain, the next
+    round gives every model ``floor((max_trainings - T) / (R * S))`` new instances (at least
+    ``min_instances`` in the first round), then drops the worse share as above. Every round
+    spends an equal part of what is left, so the halving always runs down to ``n_keep`` models
+    and the budget is spent up to rounding; a round that can afford no new instance halves on
+    the instances already trained. The paper's schedule is the default.
 
     Used inside :func:`optuna_robust.select`, the decision at a rung is taken once the whole
     cohort has reached it, as in the paper. Used in a plain :meth:`optuna.study.Study.optimize`
-    (any number of workers), a trial is promoted when it is among the best
-    ``1/reduction_factor`` of the trials that have reached the rung so far (ASHA). NaN or
+    (any number of workers) with the paper's schedule, a trial is promoted when it is among the
+    best ``1/reduction_factor`` of the trials that have reached the rung so far (ASHA). A
+    budget-planned pruner in ``study.optimize`` needs a :class:`~optuna_robust.RobustSampler`,
+    which hands out each round as one trial per model left once the round before has ended, so
+    that the decisions are ``select``'s (see :func:`~optuna_robust.evaluate_instances`). NaN or
     infinite instance losses count as the worst possible and never raise.
 
     Example:
@@ -118,12 +121,9 @@ class RobustPruner(optuna.pruners.BasePruner):
         max_trainings:
             The trainings the halving rounds may spend (a winner's ``final_instances`` come on
             top), for budget-planned halving. It must cover ``min_instances`` of every candidate.
-            :func:`~optuna_robust.select` plans each round from the models still in the race, so
-            failed or gated models leave more for the others. It runs in
-            :func:`~optuna_robust.select` only: :meth:`~optuna.study.Study.optimize` refuses it,
-            because a trial there cannot wait for its rung's cohort, so the first trials would take
-            the budget of the deep rungs (measured: the true best in 5-8 % of the benchmark's
-            candidate sets, below one instance each). ``None``: the paper's schedule
+            Each round is planned from the models still in the race, so failed or gated models
+            leave more for the others. In :meth:`~optuna.study.Study.optimize` it needs a
+            :class:`~optuna_robust.RobustSampler`. ``None``: the paper's schedule
             (``min_instances``, ``growth`` and ``max_instances``), the default. Needs
             ``growth="geometric"`` and ``max_instances=None``.
 
@@ -351,9 +351,9 @@ class RobustPruner(optuna.pruners.BasePruner):
         """The asynchronous (ASHA) decision for one trial at its latest reported step."""
         maximize = check_single_objective(study)
         step = trial.last_step
-        if step is None:
+        if step is None or self.max_trainings is not None:
+            # A budget-planned selection decides whole rounds, through its RobustSampler.
             return False
-        check_asynchronous(self)
         rung = self.rung_of(step)
         if rung is None or self.is_last_rung(rung):
             return False
@@ -374,23 +374,6 @@ class RobustPruner(optuna.pruners.BasePruner):
         # Like Optuna's ASHA: the first eta - 1 trials at a rung go on when they are the best.
         promotable_index = max(len(competing) // self.reduction_factor - 1, 0)
         return bool(value > competing[promotable_index])
-
-
-def check_asynchronous(pruner: RobustPruner) -> None:
-    """Refuse a budget-planned pruner outside :func:`~optuna_robust.select`.
-
-    Raises:
-        ValueError: ``pruner.max_trainings`` is set.
-    """
-    if pruner.max_trainings is not None:
-        raise ValueError(
-            f"RobustPruner(max_trainings={pruner.max_trainings}) runs in optuna_robust.select "
-            "only. In study.optimize a trial cannot wait for the other models of its rung, so "
-            "the first trials would take the budget of the deep rungs (on the ground-truth "
-            "benchmark it picked the true best in 5-8 % of the sets). Use "
-            "optuna_robust.select(study, train_fn), or the paper's schedule "
-            "(max_trainings=None) in study.optimize."
-        )
 
 
 def check_single_objective(study: Study) -> bool:

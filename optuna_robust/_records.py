@@ -36,6 +36,7 @@ _PREFIX = "robust:"
 CANDIDATE_KEY = f"{_PREFIX}candidate"  # index of the RobustSampler candidate a trial holds
 ERROR_KEY = f"{_PREFIX}error"  # why train_fn failed this model
 WINNER_KEY = f"{_PREFIX}winner_rank"  # rank of a select winner (0 = best)
+STAGE_KEY = f"{_PREFIX}stage"  # a budget-planned study.optimize trial's round (see _planned.py)
 # Study system attrs.
 FINGERPRINT_KEY = f"{_PREFIX}candidates_fingerprint"  # the RobustSampler's candidate set
 RUN_KEY = f"{_PREFIX}select_run"  # the fingerprint of a select run (see _run.py)
@@ -295,16 +296,30 @@ def reusable_records(
     Returns:
         The user attrs (records) and system attrs (their extras) to copy to the new trial.
     """
+    sources = [
+        trial
+        for trial in trials
+        if trial.state.name == "FAIL"
+        and (broken or ERROR_KEY not in trial.system_attrs)
+        and trial.params == dict(params)
+    ]
+    return selection_attrs(sources)
+
+
+def selection_attrs(trials: Sequence[FrozenTrial]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The selection records of ``trials`` (the first trial's where two hold one index).
+
+    Returns:
+        The user attrs (records) and system attrs (their extras) that copy them to a trial.
+    """
     user_attrs: dict[str, Any] = {}
     system_attrs: dict[str, Any] = {}
     for trial in trials:
-        if trial.state.name == "FAIL" and (broken or ERROR_KEY not in trial.system_attrs):
-            if trial.params == dict(params):
-                for key in _record_keys(trial.user_attrs, "selection"):
-                    user_attrs.setdefault(key, trial.user_attrs[key])
-                    extra = extras_key("selection", int(key.rsplit(":", 1)[1]))
-                    if extra in trial.system_attrs:
-                        system_attrs.setdefault(extra, trial.system_attrs[extra])
+        for key in _record_keys(trial.user_attrs, "selection"):
+            user_attrs.setdefault(key, trial.user_attrs[key])
+            extra = extras_key("selection", int(key.rsplit(":", 1)[1]))
+            if extra in trial.system_attrs:
+                system_attrs.setdefault(extra, trial.system_attrs[extra])
     return user_attrs, system_attrs
 
 

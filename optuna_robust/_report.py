@@ -10,9 +10,12 @@ from typing import Literal
 import numpy as np
 import optuna
 from optuna.study import StudyDirection
+from optuna.trial import TrialState
 import pandas as pd
 
+from optuna_robust._planned import Stage
 from optuna_robust._pruner import check_single_objective
+from optuna_robust._records import candidate_index
 from optuna_robust._records import instance_losses
 from optuna_robust._stats import Statistic
 from optuna_robust._stats import check_direction
@@ -101,7 +104,7 @@ def robustness_report(
         else list(study_or_trials)
     )
     rows = []
-    for trial in trials:
+    for trial in _one_per_model(trials):
         losses = instance_losses(trial, phase=phase)
         if losses.size == 0:
             continue
@@ -122,6 +125,30 @@ def robustness_report(
     badness = -frame["statistic"] if maximize else frame["statistic"]
     order = np.lexsort((frame["trial"], badness, -frame["instances"]))
     return frame.iloc[order].reset_index(drop=True)
+
+
+def _one_per_model(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """``trials`` with each budget-planned model's latest stage trial only.
+
+    In a budget-planned ``study.optimize`` a model has one trial per round it reached, each
+    holding all its instances so far; its latest (a failed one only when there is nothing
+    later) stands for it.
+    """
+    latest: dict[int, FrozenTrial] = {}
+
+    def rank(trial: FrozenTrial) -> tuple[int, bool, bool, int]:
+        stage = Stage.of(trial)
+        assert stage is not None
+        usable = trial.state != TrialState.FAIL
+        return stage.round, stage.final, usable, -trial.number
+
+    for trial in trials:
+        index = candidate_index(trial)
+        if Stage.of(trial) is not None and index is not None:
+            if index not in latest or rank(trial) > rank(latest[index]):
+                latest[index] = trial
+    kept = {t.number for t in latest.values()}
+    return [t for t in trials if Stage.of(t) is None or t.number in kept]
 
 
 def _maximize(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import Protocol
 
 from optuna_robust._optuna_compat import storage_of
 from optuna_robust._optuna_compat import study_id
@@ -17,10 +18,22 @@ from optuna_robust._records import RUN_KEY
 from optuna_robust._stats import statistic_name
 
 if TYPE_CHECKING:
+    import numpy as np
     from optuna.study import Study
 
     from optuna_robust._pruner import RobustPruner
-    from optuna_robust._sampler import RobustSampler
+
+
+class RobustSampler(Protocol):
+    """What a fingerprint reads of a :class:`~optuna_robust.RobustSampler` (which imports this
+    module, so it is described rather than imported)."""
+
+    _fingerprint: str
+
+    @property
+    def candidates(self) -> list[dict[str, Any]]: ...
+
+    def order(self, study: Study) -> np.ndarray: ...
 
 
 def run_fingerprint(
@@ -38,6 +51,16 @@ def run_fingerprint(
         "n_candidates": len(sampler.candidates),
         "order": [int(i) for i in sampler.order(study)[:16]],  # the sampler's seeded order
         "direction": study.direction.name,
+        **pruner_settings(pruner),
+        "seed": seed,
+        "pairing": pairing,
+        "final_instances": final,
+    }
+
+
+def pruner_settings(pruner: RobustPruner) -> dict[str, Any]:
+    """The pruner's settings that shape a selection run."""
+    return {
         "statistic": statistic_name(pruner.statistic),
         "reduction_factor": pruner.reduction_factor,
         "min_instances": pruner.min_instances,
@@ -47,10 +70,23 @@ def run_fingerprint(
         "baseline_tolerance": pruner.baseline_tolerance,
         "n_keep": pruner.n_keep,
         "max_trainings": pruner.max_trainings,
-        "seed": seed,
-        "pairing": pairing,
-        "final_instances": final,
     }
+
+
+def check_plan(study: Study, sampler: RobustSampler, pruner: RobustPruner) -> None:
+    """Refuse to hand out trials of a budget-planned ``study.optimize`` run with other settings.
+
+    The sampler knows the candidates and the pruner but not the seed and pairing of
+    ``evaluate_instances``, which checks those itself (the stored ones are taken as given).
+
+    Raises:
+        ValueError: The study holds a run with other settings; the message names each one.
+    """
+    stored = storage_of(study).get_study_system_attrs(study_id(study)).get(RUN_KEY)
+    if stored is not None:
+        seed, pairing = stored.get("seed"), stored.get("pairing")
+        current = run_fingerprint(study, sampler, pruner, seed=seed, pairing=pairing, final=0)
+        check_run(study, {**current, "mode": "study.optimize"})
 
 
 def check_run(study: Study, current: dict[str, Any]) -> None:
@@ -64,14 +100,16 @@ def check_run(study: Study, current: dict[str, Any]) -> None:
     if stored is None:
         storage.set_study_system_attr(study_id(study), RUN_KEY, current)
         return
+    # Over the keys of both: a key only one run has (``mode`` of a study.optimize run) differs.
+    names = [*current, *(name for name in stored if name not in current)]
     differences = [
-        _difference(name, stored.get(name), value)
-        for name, value in current.items()
-        if stored.get(name) != value
+        _difference(name, stored.get(name), current.get(name))
+        for name in names
+        if stored.get(name) != current.get(name)
     ]
     if differences:
         raise ValueError(
-            f"Study {study.study_name!r} holds a select run with other settings: "
+            f"Study {study.study_name!r} holds a selection run with other settings: "
             f"{'; '.join(differences)}. Rerun it with the stored settings to continue, or use "
             "a new study for the new run."
         )
@@ -80,6 +118,8 @@ def check_run(study: Study, current: dict[str, Any]) -> None:
 def _difference(name: str, stored: object, given: object) -> str:
     if name == "candidates":
         return "the candidate set differs (edited, reordered, added or removed candidates)"
+    if name == "mode":
+        return f"it was run by {stored or 'select'}, now by {given or 'select'}"
     if name == "order":
         return "the RobustSampler's seed differs (another hand-out order)"
     return f"{name} was {stored!r}, now {given!r}"

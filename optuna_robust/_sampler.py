@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from collections.abc import Sequence
+import copy
 import hashlib
 import itertools
 import json
 import logging
+import threading
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -24,9 +26,19 @@ from optuna_robust._optuna_compat import stop_optimize
 from optuna_robust._optuna_compat import storage_of
 from optuna_robust._optuna_compat import study_id
 from optuna_robust._optuna_compat import trial_id
+from optuna_robust._optuna_compat import write_trial
+from optuna_robust._planned import Plan
+from optuna_robust._planned import Stage
+from optuna_robust._planned import claim_stage
+from optuna_robust._planned import first_stage
+from optuna_robust._pruner import RobustPruner
+from optuna_robust._pruner import check_single_objective
 from optuna_robust._records import CANDIDATE_KEY
 from optuna_robust._records import FINGERPRINT_KEY
+from optuna_robust._records import STAGE_KEY
 from optuna_robust._records import candidate_index
+from optuna_robust._run import check_plan
+from optuna_robust._run import pruner_settings
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -59,6 +71,12 @@ class RobustSampler(optuna.samplers.BaseSampler):
     that a worker asked for after that is pruned with no params. When ``n_trials`` or
     ``timeout`` ends the loop first, a warning (logger ``optuna_robust``) says how many
     candidates were not tried.
+
+    With a budget-planned :class:`~optuna_robust.RobustPruner` (``max_trainings`` set), the
+    first trials are round 0 of the plan, one per candidate in the same order, and the sampler
+    then hands out each later round, one trial per model left, once the round before has ended
+    (a worker that asks earlier waits), then one final trial per winner; the loop stops once
+    the plan is done (see :func:`~optuna_robust.evaluate_instances`).
 
     In the objective, suggest each param with any distribution that contains the candidate's
     value: ``suggest_categorical`` with the choices of :attr:`search_space`, the
@@ -124,6 +142,8 @@ class RobustSampler(optuna.samplers.BaseSampler):
             json.dumps(self._candidates, sort_keys=True).encode(), digest_size=8
         ).hexdigest()
         self._optimize_calls = OptimizeCalls()
+        self._claim_lock = threading.Lock()
+        self._plans: dict[tuple[str, str], Plan] = {}
 
     @classmethod
     def from_distributions(
@@ -259,6 +279,10 @@ class RobustSampler(optuna.samplers.BaseSampler):
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         self._check_fingerprint(study)
         self._optimize_calls.trial_started()
+        pruner = _planned_pruner(study)
+        if pruner is not None:
+            self._hand_out_stage(study, trial, pruner)
+            return
         index = self._next_candidate(study, trial.number)
         if index is None:
             stop_optimize(study)
@@ -301,6 +325,10 @@ class RobustSampler(optuna.samplers.BaseSampler):
         state: TrialState,
         values: Sequence[float] | None,
     ) -> None:
+        pruner = _planned_pruner(study)
+        if pruner is not None:
+            self._after_stage(study, trial, state, pruner)
+            return
         if trial.number + 1 >= len(self._candidates) and not self._orphans(study):
             self._optimize_calls.forget()
             stop_optimize(study)
@@ -319,6 +347,59 @@ class RobustSampler(optuna.samplers.BaseSampler):
                 f"{untried} of {total} RobustSampler candidates not tried yet "
                 f"({total - untried} tried or running). Run study.optimize again to try them; "
                 "without n_trials and timeout it stops by itself once every candidate is tried."
+            )
+
+    def _hand_out_stage(self, study: Study, trial: FrozenTrial, pruner: RobustPruner) -> None:
+        """Give ``trial`` the next stage of a budget-planned selection (see ``_planned.py``)."""
+        n_candidates = len(self._candidates)
+        pruner.check_budget(n_candidates)
+        check_plan(study, self, pruner)
+        if trial.number < n_candidates:
+            index = int(self.order(study)[trial.number])
+            stage = first_stage(pruner, n_candidates)
+            # The candidate first: a reader skips a trial with a candidate but no stage.
+            attrs = {CANDIDATE_KEY: index, STAGE_KEY: stage.attr()}
+            write_trial(
+                storage_of(study), trial_id(study, trial), user_attrs={}, system_attrs=attrs
+            )
+            return
+        with self._claim_lock:  # threads of this process claim one at a time
+            plan = self._plan(study, pruner)
+            assignment = claim_stage(study, trial, plan, lambda: self._trials(study))
+        if assignment is None:
+            self._optimize_calls.forget()
+            stop_optimize(study)
+
+    def _plan(self, study: Study, pruner: RobustPruner) -> Plan:
+        """The plan of ``study`` under ``pruner``'s settings, kept across trials."""
+        key = (study.study_name, repr(pruner_settings(pruner)))
+        if key not in self._plans:
+            maximize = check_single_objective(study)
+            self._plans[key] = Plan(self.order(study), pruner, maximize=maximize)
+        return self._plans[key]
+
+    def _after_stage(
+        self, study: Study, trial: FrozenTrial, state: TrialState, pruner: RobustPruner
+    ) -> None:
+        """Stop the loop when ``trial`` ended the plan; else warn if the call ends first."""
+        stage = Stage.of(trial)
+        if stage is None:
+            return
+        ended = copy.copy(trial)
+        ended.state = state  # still RUNNING in the storage
+        trials = [ended if t.number == trial.number else t for t in self._trials(study)]
+        result = self._plan(study, pruner).next_assignment(trials, remember=False)
+        if result is None:
+            self._optimize_calls.forget()
+            stop_optimize(study)
+            return
+        call = self._optimize_calls.ending_call()
+        if call is not None:
+            _logger.warning(
+                f"study.optimize ends after trial {trial.number} ({call.reason}) in round "
+                f"{stage.round} of the budget-planned selection, before its last "
+                "round. Run study.optimize again to go on; without n_trials and timeout it "
+                "stops by itself once the plan is done."
             )
 
     def _next_candidate(self, study: Study, number: int) -> int | None:
@@ -365,6 +446,14 @@ class RobustSampler(optuna.samplers.BaseSampler):
                 f"(fingerprint {stored}, this sampler's {self._fingerprint}); give every worker "
                 "the same candidates, or use a new study."
             )
+
+
+def _planned_pruner(study: Study) -> RobustPruner | None:
+    """The study's RobustPruner if it plans a budget of trainings, else ``None``."""
+    pruner = study.pruner
+    if isinstance(pruner, RobustPruner) and pruner.max_trainings is not None:
+        return pruner
+    return None
 
 
 def _product(search_space: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:

@@ -2,9 +2,10 @@
 
 Run as `python -m tests._crash_worker MODE URL LOG`.
 
-MODE is "select" (the round-synchronous driver) or "optimize" (study.optimize with the
-RobustPruner). Every trained instance is appended to LOG before its result is returned, so the
-test knows what was trained in each run.
+MODE is "select" (the round-synchronous driver), "optimize" (study.optimize with the
+RobustPruner) or "planned" (study.optimize with a budget-planned RobustPruner). Every trained
+instance is appended to LOG before its result is returned, so the test knows what was trained
+in each run.
 """
 
 from __future__ import annotations
@@ -49,19 +50,29 @@ def logged_train_fn(log_path: str, delay: float) -> optuna_robust._select.Select
     return train_fn
 
 
-def make_study(storage: optuna.storages.BaseStorage | str | None) -> optuna.Study:
+PLANNED_BUDGET = 400  # 64 candidates: one instance each in round 0, then about 6 rounds
+
+
+def make_study(
+    storage: optuna.storages.BaseStorage | str | None, *, planned: bool = False
+) -> optuna.Study:
+    pruner = (
+        optuna_robust.RobustPruner(max_trainings=PLANNED_BUDGET)
+        if planned
+        else optuna_robust.RobustPruner(max_instances=8)
+    )
     return optuna.create_study(
         study_name=STUDY,
         storage=storage,
         sampler=optuna_robust.RobustSampler(SPACE, seed=SEED),
-        pruner=optuna_robust.RobustPruner(max_instances=8),
+        pruner=pruner,
         load_if_exists=True,
     )
 
 
 def run(mode: str, storage: optuna.storages.BaseStorage | str | None, log_path: str) -> str:
     """Run the selection to its end; return the winner's params as text."""
-    study = make_study(storage)
+    study = make_study(storage, planned=mode == "planned")
     train_fn = logged_train_fn(log_path, delay=0.002)
     if mode == "select":
         result = optuna_robust.select(study, train_fn, final_instances=4, seed=SEED)

@@ -69,13 +69,13 @@ def _crash_and_rerun(mode: str, url: str, tmp_path: Path) -> None:
     assert trained >= {line.split()[2] for line in _lines(tmp_path / "reference.log")}
 
 
-@pytest.mark.parametrize("mode", ["select", "optimize"])
+@pytest.mark.parametrize("mode", ["select", "optimize", "planned"])
 def test_crash_and_resume_sqlite(mode: str, tmp_path: Path) -> None:
     _crash_and_rerun(mode, f"sqlite:///{tmp_path / 'crash.db'}", tmp_path)
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("mode", ["select", "optimize"])
+@pytest.mark.parametrize("mode", ["select", "optimize", "planned"])
 def test_crash_and_resume_postgres(mode: str, postgres_url: str, tmp_path: Path) -> None:
     try:
         optuna.delete_study(study_name=worker.STUDY, storage=postgres_url)

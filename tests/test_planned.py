@@ -228,29 +228,20 @@ def test_a_rerun_with_another_budget_is_refused() -> None:
 # -- study.optimize ----------------------------------------------------------------------------
 
 
-def test_study_optimize_refuses_a_budget_planned_pruner_and_says_why() -> None:
+def test_the_budget_planned_pruner_never_prunes_a_trial_itself() -> None:
+    """Its decisions are whole rounds, which the RobustSampler hands out (see
+    tests/test_planned_optimize.py); a hand-made objective that asks it is never pruned."""
     study = _study(8, max_trainings=40)
-    trained: list[int] = []
-
-    def objective(trial: optuna.Trial) -> float:
-        x = trial.suggest_categorical("x", list(range(8)))
-        return optuna_robust.evaluate_instances(
-            trial, lambda instances: trained.extend(i.index for i in instances) or [x]
-        )
-
-    with pytest.raises(ValueError, match=r"runs in optuna_robust.select only.*first trials"):
-        study.optimize(objective, n_trials=1)
-    assert trained == []
-    # A hand-made objective that reports and asks the pruner is refused too.
-    other = _study(8, max_trainings=40)
 
     def reports(trial: optuna.Trial) -> float:
-        trial.report(1.0, 1)
-        trial.should_prune()
+        trial.suggest_categorical("x", list(range(8)))
+        for step in (1, 2, 4):
+            trial.report(100.0 + trial.number, step)
+            assert not trial.should_prune()
         return 1.0
 
-    with pytest.raises(ValueError, match="runs in optuna_robust.select only"):
-        other.optimize(reports, n_trials=1)
+    study.optimize(reports, n_trials=8)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 8
 
 
 @pytest.mark.timeout(30)

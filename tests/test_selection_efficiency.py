@@ -81,3 +81,11 @@ def test_smoke_benchmark_finds_the_easy_best_and_the_trap_fools_one_instance(
     planned = runs[runs["method"] == "select, budget-planned"]
     share = planned["setting"].str.removeprefix("max_trainings ").str.rstrip("%").astype(float)
     assert len(planned) and (planned["trainings"] <= np.floor(share / 100 * 64 * 50)).all()
+    # In study.optimize the plan makes the same picks with the same trainings, set by set.
+    keys = ["family", "rho", "seed", "setting"]
+    in_optimize = runs[runs["method"] == "study.optimize, budget-planned"]
+    both = in_optimize.merge(planned, on=keys, suffixes=("", "_select"))
+    assert len(both) == len(planned) == len(in_optimize)
+    assert (both["pick"] == both["pick_select"]).all()
+    assert (both["trainings"] == both["trainings_select"]).all()
+    assert f"made select's pick {len(both)} times" in report.read_text()
