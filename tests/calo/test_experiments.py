@@ -225,3 +225,24 @@ def test_open_storage_opens_a_new_sqlite_file(tmp_path: Path) -> None:
     storage = experiments.open_storage(f"sqlite:///{tmp_path / 'new.db'}")
     assert storage.get_all_studies() == []
     assert (tmp_path / "new.db").is_file()
+
+
+def test_summarise_names_the_best_complete_trial_in_the_studys_direction(tmp_path: Path) -> None:
+    """A pruned model with one lucky instance is no best trial, and a score is best highest."""
+    storage = f"sqlite:///{tmp_path / 'best.db'}"
+    for direction, values in (("minimize", [0.5, 0.1]), ("maximize", [0.4, 0.9])):
+        study = optuna.create_study(storage=storage, study_name=direction, direction=direction)
+        study.add_trial(optuna.trial.create_trial(value=values[0]))
+        study.add_trial(optuna.trial.create_trial(value=values[0] - 0.2))
+        # A model pruned after one lucky instance: its value beats both of the complete ones.
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.PRUNED,
+                value=values[1] if direction == "minimize" else 2.0,
+                intermediate_values={1: values[1]},
+            )
+        )
+        summary = experiments.summarise(storage).set_index("name").loc[direction]
+        expected = 0 if direction == "maximize" else 1
+        assert summary["best_trial"] == expected, direction
+        assert summary["best_value"] == study.best_value
