@@ -131,9 +131,20 @@ def run_demo(*, storage: str, study_prefix: str, seed: int, workdir: str | Path)
         print(f"   {line}")
     print(f"   figures and instance records: {artifacts}/ (attached to the studies and trials;")
     print("   the robust-versus-TPE comparison is on the TPE study's note)")
-    print(f"\n6. Open the dashboard:\n   optuna-dashboard {storage} --artifact-dir {artifacts}")
+    shown = without_password(storage)
+    print(f"\n6. Open the dashboard:\n   optuna-dashboard {shown} --artifact-dir {artifacts}")
     print(f"\nDone in {time.perf_counter() - start:.0f} s.")
     return table
+
+
+def without_password(storage: str) -> str:
+    """``storage`` with a password in its URL masked, for printing (a terminal log is shared)."""
+    import sqlalchemy  # Optuna's RDB storage depends on it
+
+    try:
+        return sqlalchemy.engine.make_url(storage).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:  # not a database URL (a journal file, say)
+        return storage
 
 
 def _row(

@@ -166,3 +166,11 @@ def test_demo_says_which_winner_is_steadier_and_whether_beyond_the_noise() -> No
     lines = demo.what_it_shows({"robust selection": wild, "TPE NAS": close}, 0.05, demo.SETTINGS)
     assert "? No" in lines[2]
     assert lines[3].startswith("Against the parametric baseline: robust selection")
+
+
+def test_the_demo_prints_storage_urls_without_their_password() -> None:
+    from optuna_robust.calo.demo import without_password
+
+    shown = without_password("postgresql://robust:s3cret@db.example:5432/robust")
+    assert "s3cret" not in shown and shown.startswith("postgresql://robust:***@db.example")
+    assert without_password("sqlite:///robust.db") == "sqlite:///robust.db"
