@@ -100,8 +100,11 @@ def check_run(study: Study, current: dict[str, Any]) -> None:
     if stored is None:
         storage.set_study_system_attr(study_id(study), RUN_KEY, current)
         return
-    # Over the keys of both: a key only one run has (``mode`` of a study.optimize run) differs.
+    # Over the keys of both: a key only one run has (``mode`` of a study.optimize run) differs;
+    # but ``train_fn`` only where the stored run has it (runs stored before it existed).
     names = [*current, *(name for name in stored if name not in current)]
+    if "train_fn" not in stored:
+        names = [name for name in names if name != "train_fn"]
     differences = [
         _difference(name, stored.get(name), current.get(name))
         for name in names
@@ -118,8 +121,22 @@ def check_run(study: Study, current: dict[str, Any]) -> None:
 def _difference(name: str, stored: object, given: object) -> str:
     if name == "candidates":
         return "the candidate set differs (edited, reordered, added or removed candidates)"
+    if name == "train_fn":
+        changes = _changes(stored, given)
+        return f"train_fn differs: {', '.join(changes) or 'it has no fingerprint now'}"
     if name == "mode":
         return f"it was run by {stored or 'select'}, now by {given or 'select'}"
     if name == "order":
         return "the RobustSampler's seed differs (another hand-out order)"
     return f"{name} was {stored!r}, now {given!r}"
+
+
+def _changes(stored: object, given: object, prefix: str = "") -> list[str]:
+    """``key was A, now B`` for each leaf where two nested dicts differ."""
+    if isinstance(stored, dict) and isinstance(given, dict):
+        return [
+            change
+            for key in [*stored, *(k for k in given if k not in stored)]
+            for change in _changes(stored.get(key), given.get(key), f"{prefix}{key}.")
+        ]
+    return [] if stored == given else [f"{prefix.rstrip('.')} was {stored!r}, now {given!r}"]

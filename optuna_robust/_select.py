@@ -146,7 +146,10 @@ def select(
             Seed of every instance's data and init seeds. ``None`` derives it from the study
             name. A rerun must use the seed of the interrupted run: the first run stores a
             fingerprint of the candidates, the pruner's settings, the statistic, the pairing,
-            the seed and ``final_instances``, and a rerun with any of them changed raises.
+            the seed and ``final_instances``, and a rerun with any of them changed raises. A
+            ``train_fn`` with a ``fingerprint()`` method (a JSON-serialisable dict of what
+            decides its losses, such as its settings and data; ``CaloTrainer`` has one) adds
+            it to the run's fingerprint.
         show_progress_bar:
             Show a progress bar of the trainings of each round.
         callbacks:
@@ -191,6 +194,9 @@ def select(
         fingerprint = run_fingerprint(
             study, sampler, pruner, seed=study_seed, pairing=pairing, final=final_instances
         )
+        identity = getattr(train_fn, "fingerprint", None)
+        if callable(identity):  # what decides its losses: settings, data (CaloTrainer has it)
+            fingerprint["train_fn"] = identity()
         check_run(study, fingerprint)
         run = _Selection(study, sampler, pruner, train_fn, executor, study_seed, pairing)
         run.lease = lease

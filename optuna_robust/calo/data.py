@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from collections.abc import Mapping
+import hashlib
 from pathlib import Path
 import re
 from types import MappingProxyType
@@ -228,6 +229,15 @@ class CaloData:
     def columns(self) -> Mapping[str, torch.Tensor]:
         """All loaded columns by logical name (read-only), e.g. ``columns["theta"]``."""
         return self._columns
+
+    def fingerprint(self) -> dict[str, Any]:
+        """A content hash of the events and of the split, for a selection's run fingerprint."""
+        digest = hashlib.blake2b(digest_size=16)
+        for name in sorted(self._columns):
+            digest.update(name.encode())
+            digest.update(self._columns[name].numpy().tobytes())
+        digest.update(self._train_rows.numpy().tobytes())
+        return {"events": self.n_events, "blake2b": digest.hexdigest()}
 
     @property
     def n_events(self) -> int:

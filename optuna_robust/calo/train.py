@@ -28,6 +28,7 @@ from collections.abc import Hashable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from dataclasses import dataclass
 import math
 import os
@@ -42,6 +43,7 @@ from optuna_robust.calo._inputs import SampleSource as SampleSource
 from optuna_robust.calo._inputs import check_batch
 from optuna_robust.calo._inputs import check_int
 from optuna_robust.calo._inputs import check_sample
+from optuna_robust.calo._inputs import file_identity
 from optuna_robust.calo._inputs import open_data
 from optuna_robust.calo._optim import StackedOptimizer
 from optuna_robust.calo._runtime import keep_freed_memory
@@ -354,6 +356,24 @@ class CaloTrainer:
         self.num_threads = num_threads
         self.root_options = dict(root_options or {})
         self.max_group_size = max_group_size
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What decides the losses this trainer returns, for :func:`optuna_robust.select`'s run
+        fingerprint: the task, the settings that shape a training, and the data (a file's size
+        and content hash, with its reading options).
+
+        A rerun of ``select`` with another fingerprint is refused, since it would mix two
+        trainings in one selection. The speed settings (``group_size``, the device, threads,
+        ``max_group_size``) change no result beyond rounding and are left out.
+        """
+        settings = asdict(self.settings)
+        settings.pop("group_size")
+        if self._path is not None:
+            data: dict[str, Any] = {**file_identity(self._path), "options": self.root_options}
+        else:
+            identity = getattr(self._data, "fingerprint", None)
+            data = identity() if callable(identity) else {"object": type(self._data).__name__}
+        return {"task": self.task, "settings": settings, "data": data}
 
     def __call__(
         self, params: Mapping[str, Any], instances: Sequence[Instance]

@@ -272,3 +272,11 @@ def test_calo_data_from_arrays_checks_columns() -> None:
         )
     with pytest.raises(CaloDataError, match=r"x must have shape \(4,\)"):
         CaloData({**columns, "x": columns["x"][:3]})
+
+
+def test_the_fingerprint_follows_the_events_and_the_split() -> None:
+    base = CaloData(_columns(50)).fingerprint()
+    assert CaloData(_columns(50)).fingerprint() == base
+    assert CaloData(_columns(50), split_seed=1).fingerprint() != base
+    assert CaloData(_columns(50, seed=1)).fingerprint() != base
+    assert base["events"] == 50

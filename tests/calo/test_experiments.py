@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -30,14 +32,14 @@ def data_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return simulate(dataset="A", n_events=800, seed=3, out=out, progress_bar=False)
 
 
-def _select(storage: str, data_path: Path, **options: object) -> SelectionResult:
+def _select(storage: str, data_path: Path, **options: Any) -> SelectionResult:
+    options = {"settings": SETTINGS, **options}
     return experiments.robust_selection(
         storage=storage,
         study_name="sel",
         data_path=data_path,
         task="energy",
         candidates=tiny_space(),
-        settings=SETTINGS,
         final_instances=FINAL,
         seed=SEED,
         show_progress_bar=False,
@@ -246,3 +248,25 @@ def test_summarise_names_the_best_complete_trial_in_the_studys_direction(tmp_pat
         expected = 0 if direction == "maximize" else 1
         assert summary["best_trial"] == expected, direction
         assert summary["best_value"] == study.best_value
+
+
+def test_a_rerun_with_other_training_settings_or_data_is_refused(
+    tmp_path: Path, data_path: Path
+) -> None:
+    """Resuming with another epoch count or data file would mix two trainings in one table."""
+    storage = f"sqlite:///{tmp_path / 'resume.db'}"
+    result = _select(storage, data_path)
+    again = _select(storage, data_path)  # the same inputs: the stored run, nothing retrained
+    assert again.winners[0].number == result.winners[0].number
+    longer = dataclasses.replace(SETTINGS, max_epochs=SETTINGS.max_epochs + 1)
+    with pytest.raises(ValueError, match=r"train_fn differs: settings\.max_epochs was \d+, now"):
+        _select(storage, data_path, settings=longer)
+    other = tmp_path / "moved" / data_path.name  # the same name and size, another content
+    other.parent.mkdir()
+    content = bytearray(data_path.read_bytes())
+    content[-1] ^= 1
+    other.write_bytes(bytes(content))
+    with pytest.raises(ValueError, match=r"train_fn differs: data\.blake2b was '\w+', now"):
+        _select(storage, other)
+    # What changes only the speed, not the result, is no difference.
+    _select(storage, data_path, threads=2)
