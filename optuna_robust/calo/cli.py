@@ -134,6 +134,8 @@ def _select(args: argparse.Namespace) -> None:
             baseline=baseline,
             baseline_tolerance=args.tolerance_gate,
             n_keep=args.n_keep,
+            max_trainings=args.max_trainings,
+            retry_failed=args.retry_failed,
             final_instances=args.final_instances,
             seed=args.seed,
             executor=executor,
@@ -270,6 +272,15 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--space", default="small", help="paper, small, ... or a .toml file")
     select.add_argument(
         "--statistic", type=_statistic, default="mean", help="mean, median, max, cvar:0.9 ..."
+    )
+    select.add_argument(
+        "--max-trainings",
+        type=COUNT,
+        default=None,
+        help="a budget of trainings: budget-planned halving (default: the paper's schedule)",
+    )
+    select.add_argument(
+        "--retry-failed", action="store_true", help="retry models that failed in an earlier run"
     )
     select.add_argument("--final-instances", type=_ranged(int, 0), default=50)
     select.add_argument("--n-keep", type=COUNT, default=1, help="winners to keep")

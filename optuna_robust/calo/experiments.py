@@ -204,6 +204,7 @@ def robust_selection(
     baseline_tolerance: float = 0.2,
     n_keep: int = 1,
     max_instances: int | None = None,
+    max_trainings: int | None = None,
     final_instances: int = 50,
     seed: int = 0,
     executor: concurrent.futures.Executor | None = None,
@@ -211,8 +212,13 @@ def robust_selection(
     show_progress_bar: bool = True,
     threads: int | None = 1,
     pairing: str = "data",
+    retry_failed: bool = False,
 ) -> SelectionResult:
     """The paper's robust selection (``select``) with the calorimeter trainer.
+
+    ``max_trainings`` gives it a budget of trainings instead of the paper's schedule
+    (``RobustPruner(max_trainings=...)``, budget-planned halving); ``retry_failed`` is
+    ``select``'s (retry the models that failed in an earlier run).
 
     ``threads`` is torch's CPU thread count per training process (``None``: torch's default).
     One thread is the default: these networks are small, and two OpenMP threads on a busy
@@ -235,6 +241,7 @@ def robust_selection(
             baseline_tolerance=baseline_tolerance,
             n_keep=n_keep,
             max_instances=max_instances,
+            max_trainings=max_trainings,
         ),
         load_if_exists=True,
     )
@@ -258,6 +265,7 @@ def robust_selection(
         seed=seed,
         show_progress_bar=show_progress_bar,
         callbacks=callbacks,
+        retry_failed=retry_failed,
     )
     if artifact_dir is not None:
         from optuna_robust.visualization import attach_selection

@@ -9,6 +9,7 @@ import numpy as np
 import optuna
 import pytest
 
+from optuna_robust import instance_losses
 from optuna_robust.calo import cli
 
 
@@ -174,3 +175,33 @@ def test_the_demo_prints_storage_urls_without_their_password() -> None:
     shown = without_password("postgresql://robust:s3cret@db.example:5432/robust")
     assert "s3cret" not in shown and shown.startswith("postgresql://robust:***@db.example")
     assert without_password("sqlite:///robust.db") == "sqlite:///robust.db"
+
+
+def test_cli_select_takes_a_budget_and_retries_failed_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "a.root"
+    storage = f"sqlite:///{tmp_path / 'robust.db'}"
+    assert cli.main(["simulate", "--dataset", "A", "--events", "800", "--out", str(data)]) == 0
+    tiny = ["--storage", storage, "--data", str(data), "--n-train", "64", "--n-test", "128"]
+    tiny += ["--min-epochs", "1", "--window", "1", "--max-epochs", "2", "--space", "tiny"]
+    argv = ["select", *tiny, "--no-baseline", "--final-instances", "0", "--max-trainings", "9"]
+    assert cli.main(argv) == 0
+    study = optuna.load_study(study_name="robust", storage=storage)
+    trained = sum(len(instance_losses(t)) for t in study.trials)
+    assert len(study.trials) < trained <= 9  # more than one instance each, within the budget
+    stored = study._storage.get_study_system_attrs(study._study_id)
+    assert stored["robust:select_run"]["max_trainings"] == 9
+
+    from optuna_robust.calo import experiments
+
+    seen: dict[str, object] = {}
+
+    def capture(**kwargs: object) -> None:
+        seen.update(kwargs)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(experiments, "robust_selection", capture)
+    with pytest.raises(SystemExit):
+        cli.main(["select", *tiny, "--no-baseline", "--retry-failed"])
+    assert seen["retry_failed"] is True and seen["max_trainings"] is None
