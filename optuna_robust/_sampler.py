@@ -143,7 +143,7 @@ class RobustSampler(optuna.samplers.BaseSampler):
         ).hexdigest()
         self._optimize_calls = OptimizeCalls()
         self._claim_lock = threading.Lock()
-        self._plans: dict[tuple[str, str], Plan] = {}
+        self._plans: dict[tuple[int, int, str], Plan] = {}
 
     @classmethod
     def from_distributions(
@@ -372,7 +372,8 @@ class RobustSampler(optuna.samplers.BaseSampler):
 
     def _plan(self, study: Study, pruner: RobustPruner) -> Plan:
         """The plan of ``study`` under ``pruner``'s settings, kept across trials."""
-        key = (study.study_name, repr(pruner_settings(pruner)))
+        # By storage and study id: a study deleted and made again under its name starts afresh.
+        key = (id(storage_of(study)), study_id(study), repr(pruner_settings(pruner)))
         if key not in self._plans:
             maximize = check_single_objective(study)
             self._plans[key] = Plan(self.order(study), pruner, maximize=maximize)

@@ -248,3 +248,21 @@ def test_three_processes_on_postgres_take_one_workers_decisions(
         _check_like_one_worker(postgres_url, study_name, tmp_path)
     finally:
         optuna.delete_study(study_name=study_name, storage=postgres_url)
+
+
+def test_a_study_made_again_under_its_name_is_planned_afresh() -> None:
+    storage = optuna.storages.InMemoryStorage()
+    sampler = RobustSampler({"a": list(range(8)), "b": list(range(4))}, seed=3)
+    log = _Log()
+    reference = _select(_Log())
+    for _ in range(2):  # the same sampler object both times
+        study = optuna.create_study(
+            storage=storage,
+            study_name="again",
+            sampler=sampler,
+            pruner=RobustPruner(max_trainings=150),
+        )
+        study.optimize(_objective(study, log))
+        assert study.best_params == reference.winners[0].params
+        optuna.delete_study(study_name="again", storage=storage)
+    assert len(log.trained) == 2 * reference.budget.selection_instances
