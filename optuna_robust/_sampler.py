@@ -145,6 +145,17 @@ class RobustSampler(optuna.samplers.BaseSampler):
         self._claim_lock = threading.Lock()
         self._plans: dict[tuple[int, int, str], Plan] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A lock does not pickle; the plans are a cache, rebuilt from the storage.
+        state = self.__dict__.copy()
+        del state["_claim_lock"], state["_plans"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._claim_lock = threading.Lock()
+        self._plans = {}
+
     @classmethod
     def from_distributions(
         cls,

@@ -266,3 +266,14 @@ def test_a_study_made_again_under_its_name_is_planned_afresh() -> None:
         assert study.best_params == reference.winners[0].params
         optuna.delete_study(study_name="again", storage=storage)
     assert len(log.trained) == 2 * reference.budget.selection_instances
+
+
+def test_the_sampler_pickles_and_goes_on_with_the_plan() -> None:
+    import pickle
+
+    reference = _select(_Log())
+    study = _study()
+    study.optimize(_objective(study, _Log()), n_trials=40)
+    study.sampler = pickle.loads(pickle.dumps(study.sampler))
+    study.optimize(_objective(study, _Log()))
+    assert study.best_params == reference.winners[0].params
