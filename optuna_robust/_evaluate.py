@@ -19,6 +19,7 @@ from optuna_robust._pruner import RobustPruner
 from optuna_robust._pruner import check_single_objective
 from optuna_robust._records import ERROR_KEY
 from optuna_robust._records import check_pairing
+from optuna_robust._records import error_message
 from optuna_robust._records import make_instances
 from optuna_robust._records import make_records
 from optuna_robust._records import record_key
@@ -196,11 +197,10 @@ def _evaluate_stage(trial: optuna.Trial, train_fn: TrainFn, *, pairing: str, see
     fingerprint = run_fingerprint(study, sampler, pruner, seed=seed, pairing=pairing, final=0)
     check_run(study, {**fingerprint, "mode": "study.optimize"})
 
-    trials = storage.get_all_trials(study_id(study), deepcopy=False)
     stored = dict(selection_attrs([frozen])[0])
     if not stored:
         continued = [] if stage.continues is None else [storage.get_trial(stage.continues)]
-        failed = [t for t in trials if t.state == TrialState.FAIL]
+        failed = storage.get_all_trials(study_id(study), deepcopy=False, states=(TrialState.FAIL,))
         reused = reusable_records(failed, frozen.params)
         copied = selection_attrs(continued)
         user_attrs, system_attrs = {**reused[0], **copied[0]}, {**reused[1], **copied[1]}
@@ -216,8 +216,7 @@ def _evaluate_stage(trial: optuna.Trial, train_fn: TrainFn, *, pairing: str, see
         except Exception as error:
             # A broken model leaves the race; a worker that dies leaves no error, and its
             # model's round is handed out again.
-            message = f"train_fn raised {type(error).__name__}: {error}"
-            storage.set_trial_system_attr(own_id, ERROR_KEY, message)
+            storage.set_trial_system_attr(own_id, ERROR_KEY, error_message(error))
             raise
         write_records(storage, own_id, "selection", batch)
         losses.extend(float(record["loss"]) for record in batch.values())

@@ -42,6 +42,11 @@ FINGERPRINT_KEY = f"{_PREFIX}candidates_fingerprint"  # the RobustSampler's cand
 RUN_KEY = f"{_PREFIX}select_run"  # the fingerprint of a select run (see _run.py)
 
 
+def error_message(error: Exception) -> str:
+    """The ``ERROR_KEY`` text of a model whose ``train_fn`` raised ``error``."""
+    return f"train_fn raised {type(error).__name__}: {error}"
+
+
 def candidate_index(trial: FrozenTrial) -> int | None:
     """The index of the candidate handed to ``trial``, or ``None`` if it got none."""
     index = trial.system_attrs.get(CANDIDATE_KEY)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from optuna_robust._pruner import RobustPruner
 
 
-class RobustSampler(Protocol):
+class SamplerLike(Protocol):
     """What a fingerprint reads of a :class:`~optuna_robust.RobustSampler` (which imports this
     module, so it is described rather than imported)."""
 
@@ -38,7 +38,7 @@ class RobustSampler(Protocol):
 
 def run_fingerprint(
     study: Study,
-    sampler: RobustSampler,
+    sampler: SamplerLike,
     pruner: RobustPruner,
     *,
     seed: int,
@@ -73,7 +73,7 @@ def pruner_settings(pruner: RobustPruner) -> dict[str, Any]:
     }
 
 
-def check_plan(study: Study, sampler: RobustSampler, pruner: RobustPruner) -> None:
+def check_plan(study: Study, sampler: SamplerLike, pruner: RobustPruner) -> None:
     """Refuse to hand out trials of a budget-planned ``study.optimize`` run with other settings.
 
     The sampler knows the candidates and the pruner but not the seed and pairing of

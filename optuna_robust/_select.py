@@ -32,6 +32,7 @@ from optuna_robust._records import WINNER_KEY
 from optuna_robust._records import Phase
 from optuna_robust._records import candidate_index
 from optuna_robust._records import check_pairing
+from optuna_robust._records import error_message
 from optuna_robust._records import make_instance
 from optuna_robust._records import make_records
 from optuna_robust._records import params_key
@@ -436,8 +437,7 @@ class _Selection:
         _logger.warning(
             f"Trial {model.number} failed: train_fn raised {error!r} for params {model.params}."
         )
-        message = f"train_fn raised {type(error).__name__}: {error}"
-        self.storage.set_trial_system_attr(model.trial_id, ERROR_KEY, message)
+        self.storage.set_trial_system_attr(model.trial_id, ERROR_KEY, error_message(error))
         self._finish(model, TrialState.FAIL)
         model.failed = True
 
