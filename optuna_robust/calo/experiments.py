@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.trial import TrialState
 import pandas as pd
 
 from optuna_robust import RobustPruner
@@ -490,7 +489,7 @@ def summarise(storage: optuna.storages.BaseStorage | str) -> pd.DataFrame:
         study = optuna.load_study(storage=storage, study_name=summary.study_name)
         trials = study.get_trials(deepcopy=False)
         trainings = sum(len(instance_losses(t, phase="all")) for t in trials)
-        best = _best_trial(study, trials)
+        best = _best_trial(study)
         kind = study.user_attrs.get(KIND_KEY, "optuna")
         rows.append(
             {
@@ -505,20 +504,18 @@ def summarise(storage: optuna.storages.BaseStorage | str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _best_trial(
-    study: optuna.Study, trials: list[optuna.trial.FrozenTrial]
-) -> optuna.trial.FrozenTrial | None:
-    """The best COMPLETE trial in the study's direction, as ``study.best_trial`` picks it.
+def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """``study.best_trial`` (the best COMPLETE trial in the study's direction), or ``None``.
 
-    A pruned trial's value is the statistic over the few instances it got, so it is no best.
+    Not the best finished value: a pruned trial's value is the statistic over its few
+    instances, so it is no best.
     """
     if len(study.directions) > 1:
         return None
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    if not complete:
+    try:
+        return study.best_trial
+    except ValueError:  # no trial is complete
         return None
-    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
-    return min(complete, key=lambda t: sign * float(t.value))  # type: ignore[arg-type]
 
 
 def robustness_table(storage: optuna.storages.BaseStorage | str) -> pd.DataFrame:
