@@ -76,16 +76,15 @@ _OPENED: dict[str, SampleSource] = {}
 
 
 def file_identity(path: str) -> dict[str, Any]:
-    """A data file's name, size and content hash (a 30 MB ROOT file hashes in about 0.1 s)."""
+    """A data file's size and content hash, not its name: a moved file is the same data.
+
+    A 30 MB file hashes in about 0.04 s here.
+    """
     digest = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):
             digest.update(block)
-    return {
-        "file": os.path.basename(path),
-        "bytes": os.path.getsize(path),
-        "blake2b": digest.hexdigest(),
-    }
+    return {"bytes": os.path.getsize(path), "blake2b": digest.hexdigest()}
 
 
 def open_data(path: str, root_options: Mapping[str, Any]) -> SampleSource:

@@ -268,5 +268,8 @@ def test_a_rerun_with_other_training_settings_or_data_is_refused(
     other.write_bytes(bytes(content))
     with pytest.raises(ValueError, match=r"train_fn differs: data\.blake2b was '\w+', now"):
         _select(storage, other)
-    # What changes only the speed, not the result, is no difference.
+    # What changes only the speed, or the file's place, is no difference.
     _select(storage, data_path, threads=2)
+    moved = tmp_path / "elsewhere.root"
+    moved.write_bytes(data_path.read_bytes())
+    _select(storage, moved)
